@@ -1,0 +1,18 @@
+"""Python SDK and `dfs` shell for the distributed file system.
+
+    from client import DFSClient
+    with DFSClient("http://127.0.0.1:9870") as fs:
+        fs.put("local.bin", "/data/local.bin")
+        with fs.open("/data/local.bin") as f:
+            head = f.read(100)
+
+`AsyncDFSClient` offers the same API as coroutines. Errors are `DfsError`s: OSErrors
+with a real errno (so `except FileNotFoundError` works).
+"""
+
+from client.filesystem import AsyncDFSClient
+from client.protocol.client_namenode import ClusterReport, FileStatus, FileType
+from client.protocol.errors import DfsError
+from client.sync_client import DFSClient
+
+__all__ = ["AsyncDFSClient", "ClusterReport", "DFSClient", "DfsError", "FileStatus", "FileType"]

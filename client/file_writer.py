@@ -1,0 +1,292 @@
+"""Writing a file: cut it into blocks, stream each block through a DataNode pipeline in segments.
+
+Bytes are checksummed into packets as they arrive and grouped into *segments* (8 MiB
+by default). One segment is in flight while the next fills, so at most two segments
+are ever held: never a whole block. A segment is acknowledged only when every node of
+the pipeline has it; the last segment of a block is acknowledged only when every node
+has fsynced and finalised its replica and reported it to the NameNode.
+
+If a node fails, the segment is sent again to the survivors under a new generation
+stamp (they cut their copy back to the segment's start first); if every node fails
+before the block holds any acknowledged byte, the block is abandoned and a new one
+is allocated elsewhere. `close()` returns only once the NameNode has completed the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import structlog
+
+from client.block_io import send_segment
+from client.namenode_rpc import NameNodeRPC
+from client.protocol.block_format import chunk_digests
+from client.protocol.client_namenode import CommittedBlock, FileStatus, LocatedBlock
+from client.protocol.data_transfer import (
+    WriteBlockHeader,
+    WriteBlockResponse,
+    WriteStage,
+    encode_packet_prefix,
+)
+from client.protocol.errors import (
+    DfsError,
+    DfsTimeoutError,
+    PipelineFailedError,
+    ProtocolError,
+)
+
+log = structlog.get_logger(__name__)
+
+MAX_PIPELINE_ATTEMPTS = 6
+COMPLETE_DEADLINE_S = 60.0
+
+
+@dataclass
+class WriteOptions:
+    bytes_per_checksum: int
+    packet_size: int = 1024 * 1024
+    segment_size: int = 8 * 1024 * 1024
+    timeout: httpx.Timeout = field(default_factory=lambda: httpx.Timeout(120.0, connect=10.0))
+
+
+@dataclass
+class _Segment:
+    offset: int  # where it starts in its block
+    parts: list[bytes | memoryview]
+    size: int
+    final: bool
+
+    async def body(self) -> AsyncIterator[bytes | memoryview]:
+        for part in self.parts:
+            yield part
+
+
+class DfsOutputStream:
+    """An open file being written (async). Use `write`, then `close`; or `async with`."""
+
+    def __init__(
+        self,
+        rpc: NameNodeRPC,
+        http: httpx.AsyncClient,
+        status: FileStatus,
+        options: WriteOptions,
+        on_close: asyncio.Event | None = None,
+    ) -> None:
+        self.rpc = rpc
+        self.http = http
+        self.status = status
+        self.path = status.path
+        self.options = options
+        self.block_size = status.block_size
+        self._on_close = on_close
+        self._packet = bytearray()
+        self._packet_offset = 0  # block offset of the packet being filled
+        self._block_pos = 0  # bytes of the current block handed to write()
+        self._segment_parts: list[bytes | memoryview] = []
+        self._segment_offset = 0
+        self._segment_size = 0
+        self._block: LocatedBlock | None = None
+        self._committed: CommittedBlock | None = None  # the last finished block
+        self._inflight: asyncio.Task[None] | None = None
+        self._excluded: set[str] = set()
+        self._failure: BaseException | None = None
+        self.bytes_written = 0
+        self.closed = False
+
+    async def __aenter__(self) -> DfsOutputStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if exc_info[0] is None:
+            await self.close()
+        else:
+            await self.abort()
+
+    # --- the public API --------------------------------------------------------------------
+
+    async def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Buffer `data`; ships packets and segments as they fill. Returns len(data)."""
+        self._check_open()
+        view = memoryview(data).cast("B")
+        size = len(view)
+        packet_size = self.options.packet_size
+        while view:
+            room = min(packet_size - len(self._packet), self.block_size - self._block_pos)
+            take = view[:room]
+            self._packet += take
+            view = view[len(take) :]
+            self._block_pos += len(take)
+            self.bytes_written += len(take)
+            block_full = self._block_pos == self.block_size
+            if len(self._packet) == packet_size or block_full:
+                self._seal_packet()
+            if block_full or self._segment_size >= self.options.segment_size:
+                await self._ship(final=block_full)
+        return size
+
+    async def close(self) -> FileStatus:
+        """Flush everything, wait for the pipelines, complete the file on the NameNode."""
+        if self.closed:
+            return self.status
+        self._check_open()
+        try:
+            if self._packet:
+                self._seal_packet()
+            if self._block_pos > 0:
+                await self._ship(final=True)
+            await self._wait_inflight()
+            await self._complete()
+        except BaseException as exc:
+            self._failure = exc
+            raise
+        finally:
+            self._finish()
+        self.status = await self.rpc.stat(self.path)
+        return self.status
+
+    async def abort(self) -> None:
+        """Give up on the file: it is left for lease recovery (only finished blocks survive)."""
+        if self._inflight is not None and not self._inflight.done():
+            self._inflight.cancel()
+            await asyncio.gather(self._inflight, return_exceptions=True)
+        self._finish()
+
+    def _finish(self) -> None:
+        self.closed = True
+        if self._on_close is not None:
+            self._on_close.set()
+
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise PipelineFailedError(f"an earlier write to {self.path} failed: {self._failure}", path=self.path)
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+
+    # --- packets and segments ----------------------------------------------------------------
+
+    def _seal_packet(self) -> None:
+        data = bytes(self._packet)
+        self._packet.clear()
+        digests = chunk_digests(data, self.options.bytes_per_checksum)
+        self._segment_parts.append(encode_packet_prefix(self._packet_offset, len(data), digests))
+        self._segment_parts.append(data)
+        self._segment_size += len(data)
+        self._packet_offset += len(data)
+
+    async def _ship(self, *, final: bool) -> None:
+        segment = _Segment(self._segment_offset, self._segment_parts, self._segment_size, final)
+        self._segment_parts = []
+        self._segment_size = 0
+        self._segment_offset = self._packet_offset
+        if final:
+            self._block_pos = self._packet_offset = self._segment_offset = 0
+        await self._wait_inflight()
+        if self._block is None:
+            self._block = await self.rpc.add_block(
+                self.path, self.status.file_id, self._committed, sorted(self._excluded)
+            )
+        self._inflight = asyncio.ensure_future(self._send(segment))
+
+    async def _wait_inflight(self) -> None:
+        if self._inflight is None:
+            return
+        task, self._inflight = self._inflight, None
+        try:
+            await task
+        except BaseException as exc:
+            self._failure = exc
+            raise
+
+    # --- one segment, with pipeline recovery ---------------------------------------------
+
+    async def _send(self, segment: _Segment) -> None:
+        assert self._block is not None
+        stage = WriteStage.CREATE if segment.offset == 0 else WriteStage.CONTINUE
+        previous_gen_stamp: int | None = None
+        last_error: BaseException | None = None
+        for _attempt in range(MAX_PIPELINE_ATTEMPTS):
+            block = self._block
+            nodes = list(block.locations)
+            header = WriteBlockHeader(
+                block_id=block.block.block_id,
+                gen_stamp=block.block.gen_stamp,
+                stage=stage,
+                offset=segment.offset,
+                final=segment.final,
+                bytes_per_checksum=self.options.bytes_per_checksum,
+                downstream=nodes[1:],
+                previous_gen_stamp=previous_gen_stamp,
+                client_name=self.rpc.client_name,
+            )
+            ack: WriteBlockResponse | None = None
+            try:
+                ack = await send_segment(self.http, nodes[0], header, segment.body(), timeout=self.options.timeout)
+                failed = {a.datanode_id for a in ack.nodes if not a.ok and a.error is not None}
+                if not failed and any(not a.ok for a in ack.nodes):
+                    failed = {next(a.datanode_id for a in ack.nodes if not a.ok)}
+            except (DfsError, httpx.HTTPError) as exc:
+                last_error = exc
+                failed = {nodes[0].id}
+            if ack is not None and self._segment_done(ack, segment):
+                return
+            self._excluded |= failed
+            log.warning(
+                "pipeline node failed",
+                path=self.path,
+                block=block.block.block_id,
+                failed=sorted(failed),
+                error=str(last_error) if last_error else None,
+            )
+            survivors = [node.id for node in nodes if node.id not in failed]
+            if not survivors:
+                if segment.offset == 0:
+                    await self._replace_block(block)
+                    stage, previous_gen_stamp = WriteStage.CREATE, None
+                    continue
+                raise PipelineFailedError(
+                    f"every DataNode of the pipeline for block {block.block.block_id} failed: {last_error}",
+                    path=self.path,
+                ) from last_error
+            previous_gen_stamp = block.block.gen_stamp
+            self._block = await self.rpc.recover_pipeline(self.path, self.status.file_id, block.block, survivors)
+            stage = WriteStage.RECOVER
+        raise PipelineFailedError(
+            f"gave up on block {self._block.block.block_id} after {MAX_PIPELINE_ATTEMPTS} pipeline attempts",
+            path=self.path,
+        ) from last_error
+
+    def _segment_done(self, ack: WriteBlockResponse, segment: _Segment) -> bool:
+        """Is this segment safely stored? A final one needs one finalised copy; others need all nodes."""
+        ok = [a for a in ack.nodes if a.ok]
+        expected = segment.offset + segment.size
+        if any(a.length != expected for a in ok):
+            raise ProtocolError(f"pipeline acknowledged {[a.length for a in ok]} bytes, expected {expected}")
+        if len(ok) < len(ack.nodes) and not (segment.final and ok):
+            return False
+        if segment.final:
+            assert self._block is not None
+            self._committed = CommittedBlock(block_id=ack.block_id, gen_stamp=ack.gen_stamp, length=expected)
+            self._block = None
+        return True
+
+    async def _replace_block(self, block: LocatedBlock) -> None:
+        """Nothing of this block was stored anywhere: drop it and allocate one on other nodes."""
+        await self.rpc.abandon_block(self.path, self.status.file_id, block.block)
+        self._block = await self.rpc.add_block(self.path, self.status.file_id, self._committed, sorted(self._excluded))
+
+    async def _complete(self) -> None:
+        """Ask the NameNode to complete the file, waiting while DataNode reports catch up."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + COMPLETE_DEADLINE_S
+        delay = 0.02
+        while not await self.rpc.complete(self.path, self.status.file_id, self._committed):
+            if loop.time() > deadline:
+                raise DfsTimeoutError(
+                    f"{self.path}: DataNodes did not report the last block within {COMPLETE_DEADLINE_S}s",
+                    path=self.path,
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)

@@ -1,0 +1,275 @@
+"""`AsyncDFSClient`: the SDK's one implementation of the file system protocol (sync twin in sync_client)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import httpx
+import structlog
+
+from client.file_reader import DfsInputStream
+from client.file_writer import DfsOutputStream, WriteOptions
+from client.namenode_rpc import NameNodeRPC
+from client.protocol import paths
+from client.protocol.client_namenode import (
+    MAX_LIST_LIMIT,
+    ClusterInfo,
+    ClusterReport,
+    DeleteResponse,
+    FileStatus,
+)
+from client.protocol.errors import DfsError, DfsFileNotFoundError, DfsIsADirectoryError
+from client.transport import make_http_client
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_NAMENODE = "http://127.0.0.1:9870"
+COPY_CHUNK = 8 * 1024 * 1024
+
+ProgressCallback = Callable[[int], None]
+
+
+def default_namenode() -> str:
+    """The NameNode URL from $DFS_NAMENODE, else the local default."""
+    return os.environ.get("DFS_NAMENODE") or DEFAULT_NAMENODE
+
+
+def default_user() -> str:
+    """$DFS_USER, else the operating system user (HDFS "simple" authentication)."""
+    if user := os.environ.get("DFS_USER"):
+        return user
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "anonymous"
+
+
+class AsyncDFSClient:
+    """Talks to the NameNode for metadata and straight to DataNodes for data.
+
+    Args:
+        namenode: base URL of the NameNode (default: $DFS_NAMENODE or http://127.0.0.1:9870).
+        user: the user to act as (default: $DFS_USER or the OS user).
+        transport: an httpx transport to use instead of the network (tests).
+        segment_size: bytes a writer sends per pipeline acknowledgement (memory per writer is ~2x).
+    """
+
+    def __init__(
+        self,
+        namenode: str | None = None,
+        *,
+        user: str | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        segment_size: int = 8 * 1024 * 1024,
+        read_timeout: float = 30.0,
+    ) -> None:
+        self.namenode = (namenode or default_namenode()).rstrip("/")
+        self.user = user or default_user()
+        self.client_name = f"DFSClient_{uuid.uuid4().hex[:16]}"
+        self.http = make_http_client(transport=transport, timeout=httpx.Timeout(read_timeout, connect=5.0, pool=60.0))
+        self.rpc = NameNodeRPC(self.http, self.namenode, user=self.user, client_name=self.client_name)
+        self.segment_size = segment_size
+        self._info: ClusterInfo | None = None
+        self._open_writers = 0
+        self._renewer: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> AsyncDFSClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+        await self.http.aclose()
+
+    # --- metadata --------------------------------------------------------------------------
+
+    async def info(self) -> ClusterInfo:
+        """Cluster id and the defaults new files get."""
+        if self._info is None:
+            self._info = await self.rpc.cluster_info()
+        return self._info
+
+    async def status(self, path: str) -> FileStatus:
+        return await self.rpc.stat(paths.validate_path(path))
+
+    async def exists(self, path: str) -> bool:
+        try:
+            await self.status(path)
+        except DfsFileNotFoundError:
+            return False
+        return True
+
+    async def iter_dir(self, path: str, page_size: int = MAX_LIST_LIMIT) -> AsyncIterator[FileStatus]:
+        """Every entry of a directory, a page at a time (a file lists as itself)."""
+        start_after = ""
+        while True:
+            page = await self.rpc.list_page(paths.validate_path(path), start_after, page_size)
+            for entry in page.entries:
+                yield entry
+            if not page.has_more or not page.entries:
+                return
+            start_after = page.entries[-1].name
+
+    async def list(self, path: str) -> list[FileStatus]:
+        return [entry async for entry in self.iter_dir(path)]
+
+    async def walk(self, path: str) -> AsyncIterator[FileStatus]:
+        """Every file and directory under `path` (depth first, directories before contents)."""
+        async for entry in self.iter_dir(path):
+            yield entry
+            if entry.is_dir and entry.path != path:
+                async for child in self.walk(entry.path):
+                    yield child
+
+    async def mkdirs(self, path: str, mode: int = 0o755, parents: bool = True) -> FileStatus:
+        return await self.rpc.mkdirs(paths.validate_path(path), mode, parents)
+
+    async def delete(self, path: str, recursive: bool = False) -> DeleteResponse:
+        return await self.rpc.delete(paths.validate_path(path), recursive)
+
+    async def rename(self, src: str, dst: str, overwrite: bool = False) -> FileStatus:
+        return await self.rpc.rename(paths.validate_path(src), paths.validate_path(dst), overwrite)
+
+    async def set_replication(self, path: str, replication: int) -> FileStatus:
+        return await self.rpc.set_replication(paths.validate_path(path), replication)
+
+    async def report(self) -> ClusterReport:
+        return await self.rpc.cluster_report()
+
+    # --- files -----------------------------------------------------------------------------
+
+    async def create(
+        self,
+        path: str,
+        *,
+        overwrite: bool = False,
+        replication: int | None = None,
+        block_size: int | None = None,
+        mode: int = 0o644,
+    ) -> DfsOutputStream:
+        """Open a new file for writing; `close()` it to make it durable and visible."""
+        info = await self.info()
+        status = await self.rpc.create(
+            paths.validate_path(path),
+            overwrite=overwrite,
+            replication=replication,
+            block_size=block_size,
+            mode=mode,
+        )
+        closed = asyncio.Event()
+        stream = DfsOutputStream(
+            self.rpc,
+            self.http,
+            status,
+            WriteOptions(bytes_per_checksum=info.bytes_per_checksum, segment_size=self.segment_size),
+            on_close=closed,
+        )
+        self._track_writer(closed, info.lease_soft_limit_s)
+        return stream
+
+    async def open(self, path: str) -> DfsInputStream:
+        """Open a file for reading."""
+        path = paths.validate_path(path)
+        located = await self.rpc.locations(path, 0, None)
+        return DfsInputStream(self.rpc, self.http, path, located)
+
+    async def read_bytes(self, path: str) -> bytes:
+        async with await self.open(path) as stream:
+            return await stream.read()
+
+    async def write_bytes(self, path: str, data: bytes, *, overwrite: bool = True, **kwargs: int) -> FileStatus:
+        stream = await self.create(path, overwrite=overwrite, **kwargs)
+        try:
+            await stream.write(data)
+        except BaseException:
+            await stream.abort()
+            raise
+        return await stream.close()
+
+    async def put(
+        self,
+        source: str | Path | BinaryIO,
+        remote: str,
+        *,
+        overwrite: bool = False,
+        replication: int | None = None,
+        block_size: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> FileStatus:
+        """Upload a local file (path or binary file object) to `remote`."""
+        stream = await self.create(remote, overwrite=overwrite, replication=replication, block_size=block_size)
+        try:
+            with _open_local(source, "rb") as handle:
+                loop = asyncio.get_running_loop()
+                while chunk := await loop.run_in_executor(None, handle.read, COPY_CHUNK):
+                    await stream.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+        except BaseException:
+            await stream.abort()
+            raise
+        return await stream.close()
+
+    async def get(self, remote: str, target: str | Path | BinaryIO, *, progress: ProgressCallback | None = None) -> int:
+        """Download `remote` into a local file (path or binary file object); returns bytes copied."""
+        status = await self.status(remote)
+        if status.is_dir:
+            raise DfsIsADirectoryError(f"{remote} is a directory", path=remote)
+        copied = 0
+        loop = asyncio.get_running_loop()
+        async with await self.open(remote) as stream:
+            with _open_local(target, "wb") as handle:
+                pending: asyncio.Future[object] | None = None
+                async for piece in stream.chunks():
+                    if pending is not None:
+                        await pending
+                    # The local write overlaps fetching the next piece.
+                    pending = loop.run_in_executor(None, handle.write, bytes(piece))
+                    copied += len(piece)
+                    if progress is not None:
+                        progress(len(piece))
+                if pending is not None:
+                    await pending
+        return copied
+
+    # --- leases ----------------------------------------------------------------------------
+
+    def _track_writer(self, closed: asyncio.Event, soft_limit_s: float) -> None:
+        self._open_writers += 1
+
+        def _done(_: object) -> None:
+            self._open_writers -= 1
+
+        asyncio.ensure_future(closed.wait()).add_done_callback(_done)
+        if self._renewer is None or self._renewer.done():
+            self._renewer = asyncio.ensure_future(self._renew_leases(max(0.5, soft_limit_s / 3)))
+
+    async def _renew_leases(self, interval: float) -> None:
+        """Renew this client's leases while it has files open for writing."""
+        while self._open_writers > 0:
+            await asyncio.sleep(interval)
+            try:
+                await self.rpc.renew_lease()
+            except DfsError as exc:
+                log.warning("lease renewal failed", error=str(exc))
+
+
+@contextlib.contextmanager
+def _open_local(target: str | Path | BinaryIO, mode: str) -> Iterator[BinaryIO]:
+    if isinstance(target, str | Path):
+        with Path(target).open(mode) as handle:
+            yield handle  # type: ignore[misc]
+    else:
+        yield target

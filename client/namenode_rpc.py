@@ -1,0 +1,179 @@
+"""Control path: typed calls to the NameNode's native API (routes in client.protocol)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from client.protocol.client_namenode import (
+    DEFAULT_LIST_LIMIT,
+    AbandonBlockRequest,
+    Ack,
+    AddBlockRequest,
+    ClusterInfo,
+    ClusterReport,
+    CommittedBlock,
+    CompleteRequest,
+    CompleteResponse,
+    CreateRequest,
+    DeleteRequest,
+    DeleteResponse,
+    DirectoryListing,
+    FileStatus,
+    LocatedBlock,
+    LocatedBlocks,
+    MkdirsRequest,
+    RecoverPipelineRequest,
+    RenameRequest,
+    RenewLeaseRequest,
+    ReportBadBlocksRequest,
+    Routes,
+    SetReplicationRequest,
+)
+from client.protocol.common import HEADER_CLIENT_NAME, HEADER_USER, ExtendedBlock
+from client.protocol.errors import ProtocolError
+from client.transport import error_from_transport, raise_for_error
+
+M = TypeVar("M", bound=BaseModel)
+
+#: A connection that was never established is always safe to retry, whatever the call.
+CONNECT_RETRIES = 3
+
+
+class NameNodeRPC:
+    """One method per NameNode operation; raises the DfsError the NameNode reported."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, *, user: str, client_name: str) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.user = user
+        self.client_name = client_name
+        self._headers = {HEADER_USER: user, HEADER_CLIENT_NAME: client_name}
+
+    async def _call(
+        self,
+        method: str,
+        route: str,
+        answer: type[M],
+        *,
+        params: dict[str, Any] | None = None,
+        body: BaseModel | None = None,
+    ) -> M:
+        url = self.base_url + route
+        content = body.model_dump_json() if body is not None else None
+        headers = dict(self._headers)
+        if content is not None:
+            headers["content-type"] = "application/json"
+        for attempt in range(CONNECT_RETRIES):
+            try:
+                response = await self.http.request(method, url, params=params, content=content, headers=headers)
+                break
+            except httpx.ConnectError as exc:
+                if attempt == CONNECT_RETRIES - 1:
+                    raise error_from_transport(exc, self.base_url) from exc
+                await asyncio.sleep(0.1 * 2**attempt)
+            except httpx.HTTPError as exc:
+                raise error_from_transport(exc, self.base_url) from exc
+        await raise_for_error(response)
+        try:
+            return answer.model_validate_json(response.content)
+        except ValueError as exc:
+            raise ProtocolError(f"unreadable answer from the NameNode on {route}: {exc}") from exc
+
+    # --- namespace -------------------------------------------------------------------------
+
+    async def stat(self, path: str) -> FileStatus:
+        return await self._call("GET", Routes.STATUS, FileStatus, params={"path": path})
+
+    async def list_page(self, path: str, start_after: str = "", limit: int = DEFAULT_LIST_LIMIT) -> DirectoryListing:
+        params = {"path": path, "start_after": start_after, "limit": limit}
+        return await self._call("GET", Routes.LIST, DirectoryListing, params=params)
+
+    async def locations(self, path: str, offset: int = 0, length: int | None = None) -> LocatedBlocks:
+        params: dict[str, Any] = {"path": path, "offset": offset}
+        if length is not None:
+            params["length"] = length
+        return await self._call("GET", Routes.LOCATIONS, LocatedBlocks, params=params)
+
+    async def mkdirs(self, path: str, mode: int = 0o755, parents: bool = True) -> FileStatus:
+        return await self._call(
+            "POST", Routes.MKDIRS, FileStatus, body=MkdirsRequest(path=path, mode=mode, parents=parents)
+        )
+
+    async def create(
+        self, path: str, *, overwrite: bool, replication: int | None, block_size: int | None, mode: int
+    ) -> FileStatus:
+        request = CreateRequest(
+            path=path,
+            client_name=self.client_name,
+            overwrite=overwrite,
+            replication=replication,
+            block_size=block_size,
+            mode=mode,
+        )
+        return await self._call("POST", Routes.CREATE, FileStatus, body=request)
+
+    async def rename(self, src: str, dst: str, overwrite: bool = False) -> FileStatus:
+        return await self._call(
+            "POST", Routes.RENAME, FileStatus, body=RenameRequest(src=src, dst=dst, overwrite=overwrite)
+        )
+
+    async def delete(self, path: str, recursive: bool = False) -> DeleteResponse:
+        return await self._call(
+            "POST", Routes.DELETE, DeleteResponse, body=DeleteRequest(path=path, recursive=recursive)
+        )
+
+    async def set_replication(self, path: str, replication: int) -> FileStatus:
+        return await self._call(
+            "POST",
+            Routes.SET_REPLICATION,
+            FileStatus,
+            body=SetReplicationRequest(path=path, replication=replication),
+        )
+
+    # --- writing ---------------------------------------------------------------------------
+
+    async def add_block(
+        self, path: str, file_id: int, previous: CommittedBlock | None, excluded: list[str]
+    ) -> LocatedBlock:
+        request = AddBlockRequest(
+            path=path,
+            file_id=file_id,
+            client_name=self.client_name,
+            previous=previous,
+            excluded_nodes=excluded,
+        )
+        return await self._call("POST", Routes.ADD_BLOCK, LocatedBlock, body=request)
+
+    async def abandon_block(self, path: str, file_id: int, block: ExtendedBlock) -> None:
+        request = AbandonBlockRequest(path=path, file_id=file_id, client_name=self.client_name, block=block)
+        await self._call("POST", Routes.ABANDON_BLOCK, Ack, body=request)
+
+    async def recover_pipeline(
+        self, path: str, file_id: int, block: ExtendedBlock, surviving: list[str]
+    ) -> LocatedBlock:
+        request = RecoverPipelineRequest(
+            path=path, file_id=file_id, client_name=self.client_name, block=block, surviving=surviving
+        )
+        return await self._call("POST", Routes.RECOVER_PIPELINE, LocatedBlock, body=request)
+
+    async def complete(self, path: str, file_id: int, last: CommittedBlock | None) -> bool:
+        request = CompleteRequest(path=path, file_id=file_id, client_name=self.client_name, last=last)
+        return (await self._call("POST", Routes.COMPLETE, CompleteResponse, body=request)).completed
+
+    async def renew_lease(self) -> None:
+        await self._call("POST", Routes.RENEW_LEASE, Ack, body=RenewLeaseRequest(client_name=self.client_name))
+
+    async def report_bad_blocks(self, request: ReportBadBlocksRequest) -> None:
+        await self._call("POST", Routes.REPORT_BAD_BLOCKS, Ack, body=request)
+
+    # --- cluster ---------------------------------------------------------------------------
+
+    async def cluster_info(self) -> ClusterInfo:
+        return await self._call("GET", Routes.CLUSTER_INFO, ClusterInfo)
+
+    async def cluster_report(self) -> ClusterReport:
+        return await self._call("GET", Routes.CLUSTER_REPORT, ClusterReport)

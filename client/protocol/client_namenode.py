@@ -1,0 +1,286 @@
+"""Control path between clients and the NameNode: JSON request and response models.
+
+Routes (all under the NameNode base URL):
+
+    GET  /v1/namespace/status?path=                        -> FileStatus
+    GET  /v1/namespace/list?path=&start_after=&limit=      -> DirectoryListing
+    GET  /v1/namespace/locations?path=&offset=&length=     -> LocatedBlocks
+    POST /v1/namespace/mkdirs          MkdirsRequest        -> FileStatus
+    POST /v1/namespace/create          CreateRequest        -> FileStatus
+    POST /v1/namespace/add_block       AddBlockRequest      -> LocatedBlock
+    POST /v1/namespace/abandon_block   AbandonBlockRequest  -> Ack
+    POST /v1/namespace/recover_pipeline RecoverPipelineRequest -> LocatedBlock
+    POST /v1/namespace/complete        CompleteRequest      -> CompleteResponse
+    POST /v1/namespace/rename          RenameRequest        -> FileStatus
+    POST /v1/namespace/delete          DeleteRequest        -> DeleteResponse
+    POST /v1/namespace/set_replication SetReplicationRequest -> FileStatus
+    POST /v1/namespace/renew_lease     RenewLeaseRequest    -> Ack
+    POST /v1/namespace/report_bad_blocks ReportBadBlocksRequest -> Ack
+    GET  /v1/cluster/info                                   -> ClusterInfo
+    GET  /v1/cluster/report                                 -> ClusterReport
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from client.protocol.common import (
+    BlockId,
+    DatanodeId,
+    DatanodeRef,
+    ExtendedBlock,
+    GenStamp,
+    NonNegative,
+    WireModel,
+)
+from client.protocol.paths import validate_path
+
+WirePath = Annotated[str, AfterValidator(validate_path)]
+Replication = Annotated[int, Field(ge=1, le=512)]
+Mode = Annotated[int, Field(ge=0, le=0o7777)]
+ClientName = Annotated[str, Field(min_length=1, max_length=256)]
+
+MAX_LIST_LIMIT = 10_000
+DEFAULT_LIST_LIMIT = 1_000
+
+
+class Routes:
+    """URL paths of the NameNode's native API; servers and SDK both use these constants."""
+
+    STATUS = "/v1/namespace/status"
+    LIST = "/v1/namespace/list"
+    LOCATIONS = "/v1/namespace/locations"
+    MKDIRS = "/v1/namespace/mkdirs"
+    CREATE = "/v1/namespace/create"
+    ADD_BLOCK = "/v1/namespace/add_block"
+    ABANDON_BLOCK = "/v1/namespace/abandon_block"
+    RECOVER_PIPELINE = "/v1/namespace/recover_pipeline"
+    COMPLETE = "/v1/namespace/complete"
+    RENAME = "/v1/namespace/rename"
+    DELETE = "/v1/namespace/delete"
+    SET_REPLICATION = "/v1/namespace/set_replication"
+    RENEW_LEASE = "/v1/namespace/renew_lease"
+    REPORT_BAD_BLOCKS = "/v1/namespace/report_bad_blocks"
+    CLUSTER_INFO = "/v1/cluster/info"
+    CLUSTER_REPORT = "/v1/cluster/report"
+    # DataNode -> NameNode
+    REGISTER = "/v1/datanode/register"
+    HEARTBEAT = "/v1/datanode/heartbeat"
+    BLOCK_REPORT = "/v1/datanode/block_report"
+    INCREMENTAL_REPORT = "/v1/datanode/incremental_report"
+
+
+class FileType(StrEnum):
+    """What an inode is."""
+
+    FILE = "file"
+    DIRECTORY = "directory"
+
+
+class FileStatus(WireModel):
+    """Metadata of one file or directory, as `stat` and listings return it."""
+
+    file_id: int
+    name: str
+    path: str
+    type: FileType
+    length: NonNegative
+    replication: int
+    block_size: int
+    mode: Mode
+    owner: str
+    group: str
+    mtime: int  # milliseconds since the epoch
+    atime: int
+    under_construction: bool = False
+
+    @property
+    def is_dir(self) -> bool:
+        return self.type is FileType.DIRECTORY
+
+
+class DirectoryListing(WireModel):
+    """One page of a directory, in name order."""
+
+    entries: list[FileStatus]
+    has_more: bool
+
+
+class LocatedBlock(WireModel):
+    """A block of a file, where it sits in the file, and the DataNodes holding it (best first)."""
+
+    block: ExtendedBlock
+    offset: NonNegative
+    length: NonNegative
+    locations: list[DatanodeRef]
+    corrupt: bool = False
+
+
+class LocatedBlocks(WireModel):
+    """The blocks of a file overlapping a requested byte range."""
+
+    file_id: int
+    file_length: NonNegative
+    under_construction: bool
+    blocks: list[LocatedBlock]
+
+
+class CommittedBlock(WireModel):
+    """A block the writer has finished, with the byte count every pipeline node acknowledged."""
+
+    block_id: BlockId
+    gen_stamp: GenStamp
+    length: NonNegative
+
+
+class MkdirsRequest(WireModel):
+    path: WirePath
+    mode: Mode = 0o755
+    parents: bool = True
+
+
+class CreateRequest(WireModel):
+    path: WirePath
+    client_name: ClientName
+    overwrite: bool = False
+    replication: Replication | None = None
+    block_size: Annotated[int, Field(gt=0)] | None = None
+    mode: Mode = 0o644
+    create_parents: bool = True
+
+
+class AddBlockRequest(WireModel):
+    path: WirePath
+    file_id: int
+    client_name: ClientName
+    previous: CommittedBlock | None = None
+    excluded_nodes: Annotated[list[DatanodeId], Field(max_length=1024)] = []
+
+
+class AbandonBlockRequest(WireModel):
+    path: WirePath
+    file_id: int
+    client_name: ClientName
+    block: ExtendedBlock
+
+
+class RecoverPipelineRequest(WireModel):
+    """After a pipeline node fails: keep `surviving` nodes, bump the generation stamp."""
+
+    path: WirePath
+    file_id: int
+    client_name: ClientName
+    block: ExtendedBlock
+    surviving: Annotated[list[DatanodeId], Field(min_length=1, max_length=64)]
+
+
+class CompleteRequest(WireModel):
+    path: WirePath
+    file_id: int
+    client_name: ClientName
+    last: CommittedBlock | None = None
+
+
+class CompleteResponse(WireModel):
+    """False means: not every block has its minimum replicas reported yet; retry shortly."""
+
+    completed: bool
+
+
+class RenameRequest(WireModel):
+    src: WirePath
+    dst: WirePath
+    overwrite: bool = False
+
+
+class DeleteRequest(WireModel):
+    path: WirePath
+    recursive: bool = False
+
+
+class DeleteResponse(WireModel):
+    files: int
+    directories: int
+    blocks: int
+
+
+class SetReplicationRequest(WireModel):
+    path: WirePath
+    replication: Replication
+
+
+class RenewLeaseRequest(WireModel):
+    client_name: ClientName
+
+
+class BadReplica(WireModel):
+    block: ExtendedBlock
+    datanode_id: DatanodeId
+    reason: Annotated[str, Field(max_length=1024)] = ""
+
+
+class ReportBadBlocksRequest(WireModel):
+    replicas: Annotated[list[BadReplica], Field(max_length=10_000)]
+
+
+class Ack(WireModel):
+    ok: bool = True
+
+
+class ClusterInfo(WireModel):
+    """Cluster identity and the defaults a client needs before writing (like GETSERVERDEFAULTS)."""
+
+    cluster_id: str
+    version: str
+    default_block_size: int
+    default_replication: int
+    max_replication: int
+    min_block_size: int
+    bytes_per_checksum: int
+    lease_soft_limit_s: float
+
+
+class DatanodeState(StrEnum):
+    """Liveness as the NameNode sees it."""
+
+    LIVE = "live"
+    STALE = "stale"
+    DEAD = "dead"
+
+
+class DatanodeInfo(WireModel):
+    """One DataNode row of a cluster report."""
+
+    id: str
+    url: str
+    rack: str
+    state: DatanodeState
+    admin_state: str
+    capacity: int
+    used: int
+    remaining: int
+    blocks: int
+    active_transfers: int
+    last_heartbeat_age_s: float
+
+
+class ClusterReport(WireModel):
+    """What `dfs report` shows: totals, block health and every DataNode."""
+
+    cluster_id: str
+    capacity: int
+    used: int
+    remaining: int
+    files: int
+    directories: int
+    blocks: int
+    under_replicated: int
+    corrupt_replicas: int
+    missing_blocks: int
+    pending_deletions: int
+    live_datanodes: int
+    dead_datanodes: int
+    datanodes: list[DatanodeInfo]

@@ -1,0 +1,115 @@
+"""Control path between DataNodes and the NameNode: registration, heartbeats, block reports, commands.
+
+A DataNode registers under its persistent id, then heartbeats; the heartbeat reply
+carries the commands the NameNode has for it. Full block reports arrive in pages
+(``report_id`` ties them together) so a DataNode with millions of blocks never sends
+one giant request; incremental reports follow every finalised or deleted replica.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from client.protocol.common import (
+    BlockId,
+    DatanodeId,
+    DatanodeRef,
+    ExtendedBlock,
+    GenStamp,
+    NonNegative,
+    Url,
+    WireModel,
+)
+
+MAX_REPORT_PAGE = 50_000
+
+
+class ReplicaState(StrEnum):
+    """State of a replica on a DataNode's disk."""
+
+    FINALIZED = "finalized"  # complete, fsynced, immutable
+    RBW = "rbw"  # being written (or left behind by a writer that died)
+
+
+class RegisterRequest(WireModel):
+    datanode_id: DatanodeId
+    url: Url
+    rack: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^/\S*$")] = "/default-rack"
+    cluster_id: str | None = None
+    capacity: NonNegative
+    used: NonNegative
+    remaining: NonNegative
+    version: str
+
+
+class RegisterResponse(WireModel):
+    cluster_id: str
+    heartbeat_interval_s: float
+    block_report_interval_s: float
+
+
+class HeartbeatRequest(WireModel):
+    datanode_id: DatanodeId
+    capacity: NonNegative
+    used: NonNegative
+    remaining: NonNegative
+    active_transfers: NonNegative = 0
+    failed_volumes: NonNegative = 0
+
+
+class DeleteBlocksCommand(WireModel):
+    """Delete these replicas (the generation stamp must match, so a newer replica survives)."""
+
+    kind: Literal["delete"] = "delete"
+    blocks: list[ExtendedBlock]
+
+
+class ReplicateBlockCommand(WireModel):
+    """Copy a finalised replica to `targets` (a pipeline), for re-replication."""
+
+    kind: Literal["replicate"] = "replicate"
+    block: ExtendedBlock
+    length: NonNegative
+    targets: Annotated[list[DatanodeRef], Field(min_length=1)]
+
+
+class ReregisterCommand(WireModel):
+    """The NameNode lost track of this DataNode: register and send a full block report."""
+
+    kind: Literal["reregister"] = "reregister"
+
+
+Command = Annotated[
+    DeleteBlocksCommand | ReplicateBlockCommand | ReregisterCommand,
+    Field(discriminator="kind"),
+]
+
+
+class HeartbeatResponse(WireModel):
+    commands: list[Command]
+
+
+class ReportedReplica(WireModel):
+    block_id: BlockId
+    gen_stamp: GenStamp
+    length: NonNegative
+    state: ReplicaState = ReplicaState.FINALIZED
+
+
+class BlockReportRequest(WireModel):
+    """One page of a full block report; replicas the last page has not seen are forgotten."""
+
+    datanode_id: DatanodeId
+    report_id: Annotated[str, Field(min_length=1, max_length=64)]
+    page: NonNegative
+    last: bool
+    replicas: Annotated[list[ReportedReplica], Field(max_length=MAX_REPORT_PAGE)]
+
+
+class IncrementalReportRequest(WireModel):
+    datanode_id: DatanodeId
+    received: Annotated[list[ReportedReplica], Field(max_length=MAX_REPORT_PAGE)] = []
+    deleted: Annotated[list[ExtendedBlock], Field(max_length=MAX_REPORT_PAGE)] = []

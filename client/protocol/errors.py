@@ -1,0 +1,356 @@
+"""The one error table: wire code <-> errno <-> HTTP status <-> exception class.
+
+Every service raises these domain errors; one handler per app renders them as the
+wire body ``{"code", "errno", "message", "path"}``, and the SDK turns that body back
+into the same class. Because every class is an ``OSError`` with a real errno, the
+FUSE layer can pass them straight through and ``except FileNotFoundError`` works
+for SDK users.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+
+class ErrorCode(StrEnum):
+    """Stable machine-readable error codes carried on the wire."""
+
+    INVALID_PATH = "INVALID_PATH"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    FILE_NOT_FOUND = "FILE_NOT_FOUND"
+    FILE_EXISTS = "FILE_EXISTS"
+    NOT_A_DIRECTORY = "NOT_A_DIRECTORY"
+    IS_A_DIRECTORY = "IS_A_DIRECTORY"
+    DIRECTORY_NOT_EMPTY = "DIRECTORY_NOT_EMPTY"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    LEASE_CONFLICT = "LEASE_CONFLICT"
+    LEASE_EXPIRED = "LEASE_EXPIRED"
+    NOT_ENOUGH_DATANODES = "NOT_ENOUGH_DATANODES"
+    NO_SPACE = "NO_SPACE"
+    SAFE_MODE = "SAFE_MODE"
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+    # Storage conditions: never confused with plain I/O failures.
+    CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"
+    REPLICA_NOT_FOUND = "REPLICA_NOT_FOUND"
+    REPLICA_EXISTS = "REPLICA_EXISTS"
+    STALE_GENERATION = "STALE_GENERATION"
+    BLOCK_MISSING = "BLOCK_MISSING"
+    PIPELINE_FAILED = "PIPELINE_FAILED"
+    # Cluster membership.
+    CLUSTER_MISMATCH = "CLUSTER_MISMATCH"
+    UNKNOWN_DATANODE = "UNKNOWN_DATANODE"
+    # Transport and server faults.
+    UNAVAILABLE = "UNAVAILABLE"
+    TIMEOUT = "TIMEOUT"
+    PROTOCOL_ERROR = "PROTOCOL_ERROR"
+    INTERNAL = "INTERNAL"
+
+
+class ErrorBody(BaseModel):
+    """The wire shape of every error response (JSON body of any 4xx/5xx)."""
+
+    code: ErrorCode
+    errno: int
+    message: str
+    path: str | None = None
+
+
+class DfsError(OSError):
+    """Base of every error this system raises; an OSError with a real errno."""
+
+    code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
+    errno_value: ClassVar[int] = errno_mod.EIO
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(self.errno_value, message)
+        self.message = message
+        self.path = path
+
+    def __str__(self) -> str:
+        if self.path is None or self.path in self.message:
+            return self.message
+        return f"{self.message}: {self.path}"
+
+    def to_body(self) -> ErrorBody:
+        """The wire representation of this error."""
+        return ErrorBody(code=self.code, errno=self.errno_value, message=self.message, path=self.path)
+
+
+class InvalidPathError(DfsError):
+    """The path is not absolute and normalised (HTTP 400, EINVAL)."""
+
+    code = ErrorCode.INVALID_PATH
+    errno_value = errno_mod.EINVAL
+    http_status = 400
+
+
+class InvalidArgumentError(DfsError, ValueError):
+    """A request field is out of range or inconsistent (HTTP 400, EINVAL)."""
+
+    code = ErrorCode.INVALID_ARGUMENT
+    errno_value = errno_mod.EINVAL
+    http_status = 400
+
+
+class DfsFileNotFoundError(DfsError, FileNotFoundError):
+    """The path (or a parent) does not exist (HTTP 404, ENOENT)."""
+
+    code = ErrorCode.FILE_NOT_FOUND
+    errno_value = errno_mod.ENOENT
+    http_status = 404
+
+
+class DfsFileExistsError(DfsError, FileExistsError):
+    """The target already exists (HTTP 409, EEXIST)."""
+
+    code = ErrorCode.FILE_EXISTS
+    errno_value = errno_mod.EEXIST
+    http_status = 409
+
+
+class DfsNotADirectoryError(DfsError, NotADirectoryError):
+    """A directory was required, a file was found (HTTP 400, ENOTDIR)."""
+
+    code = ErrorCode.NOT_A_DIRECTORY
+    errno_value = errno_mod.ENOTDIR
+    http_status = 400
+
+
+class DfsIsADirectoryError(DfsError, IsADirectoryError):
+    """A file was required, a directory was found (HTTP 400, EISDIR)."""
+
+    code = ErrorCode.IS_A_DIRECTORY
+    errno_value = errno_mod.EISDIR
+    http_status = 400
+
+
+class DirectoryNotEmptyError(DfsError):
+    """A non-empty directory needs the recursive flag (HTTP 409, ENOTEMPTY)."""
+
+    code = ErrorCode.DIRECTORY_NOT_EMPTY
+    errno_value = errno_mod.ENOTEMPTY
+    http_status = 409
+
+
+class DfsPermissionError(DfsError, PermissionError):
+    """The caller may not do this (HTTP 403, EACCES)."""
+
+    code = ErrorCode.PERMISSION_DENIED
+    errno_value = errno_mod.EACCES
+    http_status = 403
+
+
+class LeaseConflictError(DfsError):
+    """Another client holds the write lease on this file (HTTP 409, EBUSY)."""
+
+    code = ErrorCode.LEASE_CONFLICT
+    errno_value = errno_mod.EBUSY
+    http_status = 409
+
+
+class LeaseExpiredError(DfsError):
+    """The caller no longer holds the lease it writes under (HTTP 409, ESTALE)."""
+
+    code = ErrorCode.LEASE_EXPIRED
+    errno_value = errno_mod.ESTALE
+    http_status = 409
+
+
+class NotEnoughDatanodesError(DfsError):
+    """No live DataNode can take the block (HTTP 503, ENOSPC)."""
+
+    code = ErrorCode.NOT_ENOUGH_DATANODES
+    errno_value = errno_mod.ENOSPC
+    http_status = 503
+
+
+class NoSpaceError(DfsError):
+    """A DataNode volume is full (HTTP 507, ENOSPC)."""
+
+    code = ErrorCode.NO_SPACE
+    errno_value = errno_mod.ENOSPC
+    http_status = 507
+
+
+class SafeModeError(DfsError):
+    """The NameNode is in safe mode and refuses changes (HTTP 503, EAGAIN)."""
+
+    code = ErrorCode.SAFE_MODE
+    errno_value = errno_mod.EAGAIN
+    http_status = 503
+
+
+class NotSupportedError(DfsError):
+    """The operation is not supported (HTTP 501, EOPNOTSUPP)."""
+
+    code = ErrorCode.NOT_SUPPORTED
+    errno_value = errno_mod.EOPNOTSUPP
+    http_status = 501
+
+
+class RequestTooLargeError(DfsError):
+    """A request body or field exceeds its limit (HTTP 413, EFBIG)."""
+
+    code = ErrorCode.REQUEST_TOO_LARGE
+    errno_value = errno_mod.EFBIG
+    http_status = 413
+
+
+class ChecksumMismatchError(DfsError):
+    """Bytes did not match their checksum: corruption, never a plain I/O error (HTTP 422, EIO)."""
+
+    code = ErrorCode.CHECKSUM_MISMATCH
+    errno_value = errno_mod.EIO
+    http_status = 422
+
+
+class ReplicaNotFoundError(DfsError):
+    """This DataNode has no usable replica of the block (HTTP 404, EIO)."""
+
+    code = ErrorCode.REPLICA_NOT_FOUND
+    errno_value = errno_mod.EIO
+    http_status = 404
+
+
+class ReplicaExistsError(DfsError):
+    """The DataNode already has a replica of the block (HTTP 409, EEXIST)."""
+
+    code = ErrorCode.REPLICA_EXISTS
+    errno_value = errno_mod.EEXIST
+    http_status = 409
+
+
+class StaleGenerationError(DfsError):
+    """The replica's generation stamp does not match the request (HTTP 409, EIO)."""
+
+    code = ErrorCode.STALE_GENERATION
+    errno_value = errno_mod.EIO
+    http_status = 409
+
+
+class BlockMissingError(DfsError):
+    """No replica of a block could be read (HTTP 503, EIO)."""
+
+    code = ErrorCode.BLOCK_MISSING
+    errno_value = errno_mod.EIO
+    http_status = 503
+
+
+class PipelineFailedError(DfsError):
+    """Every DataNode of a write pipeline failed (HTTP 502, EIO)."""
+
+    code = ErrorCode.PIPELINE_FAILED
+    errno_value = errno_mod.EIO
+    http_status = 502
+
+
+class ClusterMismatchError(DfsError):
+    """A DataNode belongs to another cluster (HTTP 409, EINVAL)."""
+
+    code = ErrorCode.CLUSTER_MISMATCH
+    errno_value = errno_mod.EINVAL
+    http_status = 409
+
+
+class UnknownDatanodeError(DfsError):
+    """The NameNode does not know this DataNode; it must register (HTTP 404, EIO)."""
+
+    code = ErrorCode.UNKNOWN_DATANODE
+    errno_value = errno_mod.EIO
+    http_status = 404
+
+
+class UnavailableError(DfsError, ConnectionError):
+    """A service could not be reached (HTTP 503, ECONNREFUSED)."""
+
+    code = ErrorCode.UNAVAILABLE
+    errno_value = errno_mod.ECONNREFUSED
+    http_status = 503
+
+
+class DfsTimeoutError(DfsError, TimeoutError):
+    """A service did not answer in time (HTTP 504, ETIMEDOUT)."""
+
+    code = ErrorCode.TIMEOUT
+    errno_value = errno_mod.ETIMEDOUT
+    http_status = 504
+
+
+class ProtocolError(DfsError):
+    """A peer sent something that does not follow the protocol (HTTP 400, EPROTO)."""
+
+    code = ErrorCode.PROTOCOL_ERROR
+    errno_value = errno_mod.EPROTO
+    http_status = 400
+
+
+class InternalError(DfsError):
+    """An unexpected server fault (HTTP 500, EIO)."""
+
+    code = ErrorCode.INTERNAL
+    errno_value = errno_mod.EIO
+    http_status = 500
+
+
+ERROR_CLASSES: dict[ErrorCode, type[DfsError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidPathError,
+        InvalidArgumentError,
+        DfsFileNotFoundError,
+        DfsFileExistsError,
+        DfsNotADirectoryError,
+        DfsIsADirectoryError,
+        DirectoryNotEmptyError,
+        DfsPermissionError,
+        LeaseConflictError,
+        LeaseExpiredError,
+        NotEnoughDatanodesError,
+        NoSpaceError,
+        SafeModeError,
+        NotSupportedError,
+        RequestTooLargeError,
+        ChecksumMismatchError,
+        ReplicaNotFoundError,
+        ReplicaExistsError,
+        StaleGenerationError,
+        BlockMissingError,
+        PipelineFailedError,
+        ClusterMismatchError,
+        UnknownDatanodeError,
+        UnavailableError,
+        DfsTimeoutError,
+        ProtocolError,
+        InternalError,
+    )
+}
+
+
+def error_from_body(body: ErrorBody) -> DfsError:
+    """Rebuild the exception a server raised from its wire body."""
+    return ERROR_CLASSES[body.code](body.message, path=body.path)
+
+
+def error_from_response(status: int, payload: object) -> DfsError:
+    """Turn any error response into a DfsError, even one that is not our wire shape."""
+    if isinstance(payload, dict):
+        try:
+            return error_from_body(ErrorBody.model_validate(payload))
+        except ValueError:
+            pass
+    text = str(payload)[:300] if payload else f"HTTP {status}"
+    if status == 404:
+        return DfsFileNotFoundError(f"not found (HTTP 404): {text}")
+    if status in (502, 503):
+        return UnavailableError(f"service unavailable (HTTP {status}): {text}")
+    if status == 504:
+        return DfsTimeoutError(f"service timed out (HTTP 504): {text}")
+    if 400 <= status < 500:
+        return ProtocolError(f"request refused (HTTP {status}): {text}")
+    return InternalError(f"server error (HTTP {status}): {text}")

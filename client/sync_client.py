@@ -1,0 +1,223 @@
+"""`DFSClient`: the blocking twin of AsyncDFSClient, sharing all of its protocol code.
+
+A private event loop runs in one daemon thread per client; every blocking call runs the
+matching coroutine there. File objects are standard `io` classes (BufferedReader over
+a raw reader, BufferedWriter over a raw writer), so they work wherever Python expects
+a binary file: shutil.copyfileobj, pandas, tarfile, and so on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from client.file_reader import DfsInputStream
+from client.file_writer import DfsOutputStream
+from client.filesystem import AsyncDFSClient, ProgressCallback
+from client.protocol.client_namenode import ClusterInfo, ClusterReport, DeleteResponse, FileStatus
+from client.protocol.errors import NotSupportedError
+
+T = TypeVar("T")
+
+IO_BUFFER = 1024 * 1024
+
+
+class _LoopThread:
+    """An event loop running forever in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="dfs-client-io", daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("DFSClient called from its own I/O thread")
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+class DFSClient:
+    """Blocking client: same arguments and methods as AsyncDFSClient, plus `open()` with file modes."""
+
+    def __init__(self, namenode: str | None = None, **kwargs: Any) -> None:
+        self._io = _LoopThread()
+
+        async def _make() -> AsyncDFSClient:
+            return AsyncDFSClient(namenode, **kwargs)
+
+        self.aio = self._io.run(_make())
+        self._closed = False
+
+    def __enter__(self) -> DFSClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._io.run(self.aio.aclose())
+            self._io.stop()
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self._io.run(coroutine)
+
+    @property
+    def namenode(self) -> str:
+        return self.aio.namenode
+
+    @property
+    def user(self) -> str:
+        return self.aio.user
+
+    # --- metadata --------------------------------------------------------------------------
+
+    def info(self) -> ClusterInfo:
+        return self._run(self.aio.info())
+
+    def status(self, path: str) -> FileStatus:
+        return self._run(self.aio.status(path))
+
+    def exists(self, path: str) -> bool:
+        return self._run(self.aio.exists(path))
+
+    def list(self, path: str) -> list[FileStatus]:
+        return self._run(self.aio.list(path))
+
+    def walk(self, path: str) -> Iterator[FileStatus]:
+        async def collect() -> list[FileStatus]:
+            return [entry async for entry in self.aio.walk(path)]
+
+        return iter(self._run(collect()))
+
+    def mkdirs(self, path: str, mode: int = 0o755, parents: bool = True) -> FileStatus:
+        return self._run(self.aio.mkdirs(path, mode, parents))
+
+    def delete(self, path: str, recursive: bool = False) -> DeleteResponse:
+        return self._run(self.aio.delete(path, recursive))
+
+    def rename(self, src: str, dst: str, overwrite: bool = False) -> FileStatus:
+        return self._run(self.aio.rename(src, dst, overwrite))
+
+    def set_replication(self, path: str, replication: int) -> FileStatus:
+        return self._run(self.aio.set_replication(path, replication))
+
+    def report(self) -> ClusterReport:
+        return self._run(self.aio.report())
+
+    # --- data ------------------------------------------------------------------------------
+
+    def put(
+        self,
+        source: str | Path | BinaryIO,
+        remote: str,
+        *,
+        overwrite: bool = False,
+        replication: int | None = None,
+        block_size: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> FileStatus:
+        return self._run(
+            self.aio.put(
+                source,
+                remote,
+                overwrite=overwrite,
+                replication=replication,
+                block_size=block_size,
+                progress=progress,
+            )
+        )
+
+    def get(self, remote: str, target: str | Path | BinaryIO, *, progress: ProgressCallback | None = None) -> int:
+        return self._run(self.aio.get(remote, target, progress=progress))
+
+    def read_bytes(self, path: str) -> bytes:
+        return self._run(self.aio.read_bytes(path))
+
+    def write_bytes(self, path: str, data: bytes, *, overwrite: bool = True, **kwargs: int) -> FileStatus:
+        return self._run(self.aio.write_bytes(path, data, overwrite=overwrite, **kwargs))
+
+    def open(
+        self,
+        path: str,
+        mode: str = "rb",
+        *,
+        replication: int | None = None,
+        block_size: int | None = None,
+        encoding: str | None = None,
+    ) -> io.IOBase:
+        """Open a file: "rb"/"r" to read (seekable), "wb"/"w" to (over)write, "xb"/"x" to create new."""
+        kind = mode.replace("b", "").replace("t", "")
+        if kind == "r":
+            raw: io.RawIOBase = _RawReader(self, self._run(self.aio.open(path)))
+            buffered: io.IOBase = io.BufferedReader(raw, IO_BUFFER)
+        elif kind in ("w", "x"):
+            stream = self._run(
+                self.aio.create(path, overwrite=kind == "w", replication=replication, block_size=block_size)
+            )
+            buffered = io.BufferedWriter(_RawWriter(self, stream), IO_BUFFER)
+        else:
+            raise NotSupportedError(f"mode {mode!r} is not supported (use r, w or x, with or without b)")
+        if "b" in mode:
+            return buffered
+        return io.TextIOWrapper(buffered, encoding=encoding or "utf-8")  # type: ignore[arg-type]
+
+
+class _RawReader(io.RawIOBase):
+    def __init__(self, client: DFSClient, stream: DfsInputStream) -> None:
+        self._client = client
+        self._stream = stream
+        self.name = stream.path
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        piece = self._client._run(self._stream.read_some(len(view)))
+        view[: len(piece)] = piece
+        return len(piece)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            self._client._run(self._stream.close())
+        super().close()
+
+
+class _RawWriter(io.RawIOBase):
+    def __init__(self, client: DFSClient, stream: DfsOutputStream) -> None:
+        self._client = client
+        self._stream = stream
+        self.name = stream.path
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return self._client._run(self._stream.write(data))
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self._client._run(self._stream.close())
+            finally:
+                super().close()

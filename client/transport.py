@@ -1,0 +1,64 @@
+"""The one HTTP seam: client construction and the mapping of transport failures to DfsErrors.
+
+Every request this package (and a DataNode forwarding a pipeline) makes goes through an
+`httpx.AsyncClient` built here; tests may pass their own transport. Lower-layer errors
+become protocol errors in exactly one place: `error_from_transport` and `raise_for_error`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from client.protocol.errors import (
+    DfsError,
+    DfsTimeoutError,
+    ProtocolError,
+    UnavailableError,
+    error_from_response,
+)
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=60.0, pool=60.0)
+
+
+def make_http_client(
+    *,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+    transport: httpx.AsyncBaseTransport | None = None,
+    headers: dict[str, str] | None = None,
+    max_connections: int = 256,
+) -> httpx.AsyncClient:
+    """An AsyncClient tuned for the data path: many keep-alive connections, no redirects."""
+    return httpx.AsyncClient(
+        timeout=timeout,
+        transport=transport,
+        headers=headers,
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def error_from_transport(exc: httpx.HTTPError, target: str) -> DfsError:
+    """A connection-level failure talking to `target`, as the protocol error it means."""
+    if isinstance(exc, httpx.TimeoutException):
+        return DfsTimeoutError(f"{target} did not answer in time ({type(exc).__name__})")
+    if isinstance(exc, httpx.TransportError):
+        detail = str(exc) or type(exc).__name__
+        return UnavailableError(f"cannot reach {target}: {detail}")
+    return ProtocolError(f"bad exchange with {target}: {exc}")
+
+
+async def raise_for_error(response: httpx.Response) -> None:
+    """Raise the DfsError an error response carries (works for streamed responses too)."""
+    if response.status_code < 400:
+        return
+    body = await response.aread()
+    payload: Any
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:
+        payload = body[:300].decode("utf-8", "replace")
+    raise error_from_response(response.status_code, payload)

@@ -1,0 +1,1 @@
+"""DataNode: stores checksummed block replicas and serves them."""

@@ -1,0 +1,3 @@
+from datanode.cli import app
+
+app(prog_name="dfs datanode")

@@ -1,0 +1,149 @@
+"""Receiving one write segment: verify, write, forward, and acknowledge for the whole pipeline.
+
+For every packet: forward its bytes downstream, then verify and write it here (in a
+worker thread, overlapping the next packet's arrival). At the end of the body: for a
+final segment fsync + finalise this copy while the downstream finishes, report the
+replica to the NameNode, and answer with this node's ack followed by the downstream's.
+A failure here is answered with an error status (after draining the body, so the
+sender reads a clear error rather than a broken pipe).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import errno
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import structlog
+
+from client.protocol.common import DatanodeRef
+from client.protocol.data_transfer import (
+    NodeAck,
+    Packet,
+    PacketDecoder,
+    WriteBlockHeader,
+    WriteBlockResponse,
+    WriteStage,
+)
+from client.protocol.datanode_namenode import ReplicaState
+from client.protocol.errors import DfsError, InternalError, InvalidArgumentError, NoSpaceError, ProtocolError
+from datanode.pipeline import PipelineForwarder
+from datanode.storage.block_store import BlockStore, ReplicaInfo
+from datanode.storage.replica_writer import ReplicaWriter
+
+log = structlog.get_logger(__name__)
+
+
+def open_writer(store: BlockStore, header: WriteBlockHeader) -> ReplicaWriter:
+    """Open the replica this segment belongs to, in the state its stage expects."""
+    bpc = header.bytes_per_checksum
+    if header.stage in (WriteStage.CREATE, WriteStage.REPLICATE):
+        if header.offset != 0:
+            raise InvalidArgumentError(f"a {header.stage.value} segment must start at offset 0")
+        return ReplicaWriter.create(store, header.block_id, header.gen_stamp, bpc, replace_rbw=True)
+    accepted = {header.gen_stamp}
+    if header.stage is WriteStage.RECOVER:
+        if header.previous_gen_stamp is not None:
+            accepted.add(header.previous_gen_stamp)
+        existing = store.get(header.block_id)
+        if existing is None and header.offset == 0:
+            return ReplicaWriter.create(store, header.block_id, header.gen_stamp, bpc)
+        if existing is not None and existing.state is ReplicaState.FINALIZED and existing.gen_stamp in accepted:
+            store.unfinalize(existing)
+    return ReplicaWriter.reopen(
+        store, header.block_id, header.gen_stamp, bpc, header.offset, accepted_gen_stamps=accepted
+    )
+
+
+class BlockReceiver:
+    def __init__(
+        self,
+        store: BlockStore,
+        http: httpx.AsyncClient,
+        disk: concurrent.futures.Executor,
+        me: Callable[[], DatanodeRef],
+        on_finalized: Callable[[ReplicaInfo], Awaitable[None]],
+        transfer_timeout_s: float,
+    ) -> None:
+        self.store = store
+        self.http = http
+        self.disk = disk
+        self.me = me
+        self.on_finalized = on_finalized
+        self.timeout = transfer_timeout_s
+
+    async def _run(self, fn: Callable[..., object], *args: object) -> object:
+        return await asyncio.get_running_loop().run_in_executor(self.disk, fn, *args)
+
+    async def receive(self, header: WriteBlockHeader, body: AsyncIterator[bytes]) -> WriteBlockResponse:
+        """Take one segment; raises a DfsError (after draining `body`) if this node failed."""
+        forwarder = PipelineForwarder(self.http, header, self.timeout) if header.downstream else None
+        writer: ReplicaWriter | None = None
+        try:
+            writer = await asyncio.get_running_loop().run_in_executor(self.disk, open_writer, self.store, header)
+            await self._stream(header, body, writer, forwarder)
+            local = asyncio.ensure_future(self._run(writer.finalize if header.final else writer.close))
+            downstream = await forwarder.finish() if forwarder else []
+            replica = await local
+            if header.final and isinstance(replica, ReplicaInfo):
+                await self.on_finalized(replica)
+        except BaseException as exc:
+            if writer is not None:
+                await self._run(writer.close)
+            if forwarder is not None:
+                await forwarder.abort()
+            if isinstance(exc, asyncio.CancelledError | GeneratorExit):
+                raise
+            error = _as_dfs_error(exc, header)
+            with contextlib.suppress(Exception):
+                async for _ in body:  # drain, so the sender can read our answer
+                    pass
+            raise error from exc
+        me = self.me()
+        own = NodeAck(datanode_id=me.id, url=me.url, ok=True, length=writer.length)
+        return WriteBlockResponse(
+            block_id=header.block_id,
+            gen_stamp=header.gen_stamp,
+            length=writer.length,
+            final=header.final,
+            nodes=[own, *downstream],
+        )
+
+    async def _stream(
+        self,
+        header: WriteBlockHeader,
+        body: AsyncIterator[bytes],
+        writer: ReplicaWriter,
+        forwarder: PipelineForwarder | None,
+    ) -> None:
+        decoder = PacketDecoder(header.bytes_per_checksum)
+        pending: asyncio.Future[object] | None = None
+        async for piece in body:
+            for packet in decoder.feed(piece):
+                if packet.is_error:
+                    raise ProtocolError("a writer must not send error packets")
+                if forwarder is not None:
+                    await forwarder.put(packet.raw)
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(self._run(_write, writer, packet))
+        if pending is not None:
+            await pending
+        if decoder.pending:
+            raise ProtocolError(f"segment for block {header.block_id} ended inside a packet")
+
+
+def _write(writer: ReplicaWriter, packet: Packet) -> None:
+    writer.write_packet(packet.offset, packet.data, packet.digests)
+
+
+def _as_dfs_error(exc: BaseException, header: WriteBlockHeader) -> DfsError:
+    if isinstance(exc, DfsError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return NoSpaceError(f"no space left for block {header.block_id}: {exc}")
+    log.exception("write failed", block=header.block_id, exc_info=exc)
+    return InternalError(f"writing block {header.block_id} failed: {exc}")

@@ -1,0 +1,90 @@
+"""Executing a re-replication command: stream a local finalised replica to new DataNodes."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import httpx
+import structlog
+
+from client.block_io import send_segment
+from client.protocol.common import ExtendedBlock
+from client.protocol.data_transfer import WriteBlockHeader, WriteStage, encode_packet_prefix
+from client.protocol.datanode_namenode import ReplicateBlockCommand
+from client.protocol.errors import ChecksumMismatchError, DfsError
+from datanode.storage.block_store import BlockStore
+from datanode.storage.replica_reader import ReplicaReader
+
+log = structlog.get_logger(__name__)
+
+
+class Replicator:
+    def __init__(
+        self,
+        store: BlockStore,
+        http: httpx.AsyncClient,
+        disk: concurrent.futures.Executor,
+        packet_size: int,
+        transfer_timeout_s: float,
+        on_corrupt: Callable[[ExtendedBlock, str], Awaitable[None]],
+    ) -> None:
+        self.store = store
+        self.http = http
+        self.disk = disk
+        self.packet_size = packet_size
+        self.timeout = transfer_timeout_s
+        self.on_corrupt = on_corrupt
+
+    async def replicate(self, command: ReplicateBlockCommand) -> bool:
+        """Copy the block to the command's targets (as one pipeline); True on success."""
+        block = command.block
+        loop = asyncio.get_running_loop()
+        try:
+            replica = self.store.finalized(block.block_id, block.gen_stamp)
+            reader = await loop.run_in_executor(self.disk, ReplicaReader, replica)
+        except ChecksumMismatchError as exc:
+            await self.on_corrupt(block, exc.message)
+            return False
+        except (DfsError, OSError) as exc:
+            log.warning("cannot replicate: replica unavailable", block=block.block_id, error=str(exc))
+            return False
+        header = WriteBlockHeader(
+            block_id=block.block_id,
+            gen_stamp=replica.gen_stamp,
+            stage=WriteStage.REPLICATE,
+            offset=0,
+            final=True,
+            bytes_per_checksum=reader.header.bytes_per_checksum,
+            downstream=list(command.targets[1:]),
+        )
+        try:
+            ack = await send_segment(
+                self.http,
+                command.targets[0],
+                header,
+                self._packets(reader),
+                timeout=httpx.Timeout(self.timeout, connect=10.0),
+            )
+        except ChecksumMismatchError as exc:
+            # Raised by our own packet reader while streaming: this replica is corrupt.
+            await self.on_corrupt(block, exc.message)
+            return False
+        except DfsError as exc:
+            log.warning("replication failed", block=block.block_id, target=command.targets[0].url, error=str(exc))
+            return False
+        finally:
+            reader.close()
+        ok = all(node.ok for node in ack.nodes)
+        log.info("block replicated", block=block.block_id, targets=[t.id for t in command.targets], ok=ok)
+        return ok
+
+    async def _packets(self, reader: ReplicaReader) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        bpc = reader.header.bytes_per_checksum
+        plan = reader.plan(0, None)
+        for start, size in reader.packets(plan, max(bpc, self.packet_size // bpc * bpc)):
+            digests, data = await loop.run_in_executor(self.disk, reader.read_packet, start, size)
+            yield encode_packet_prefix(start, len(data), digests)
+            yield data

@@ -1,0 +1,105 @@
+"""The DataNode: storage, the data path (receiver, sender, replicator) and the NameNode link."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+
+from client.protocol.common import DatanodeRef, ExtendedBlock
+from client.protocol.datanode_namenode import HeartbeatRequest, ReplicateBlockCommand
+from client.transport import make_http_client
+from datanode.block_receiver import BlockReceiver
+from datanode.block_sender import BlockSender
+from datanode.config import DataNodeSettings
+from datanode.namenode_link import NameNodeLink
+from datanode.replicator import Replicator
+from datanode.storage.block_store import BlockStore
+
+
+class DataNode:
+    def __init__(self, settings: DataNodeSettings, advertise_url: str) -> None:
+        self.settings = settings
+        self.advertise_url = advertise_url.rstrip("/")
+        self.store = BlockStore(settings.data_dir)
+        self.disk = concurrent.futures.ThreadPoolExecutor(settings.disk_threads, thread_name_prefix="disk")
+        self.http = make_http_client(timeout=httpx.Timeout(settings.transfer_timeout_s, connect=10.0))
+        self.active_transfers = 0
+        self.replicator = Replicator(
+            self.store,
+            self.http,
+            self.disk,
+            settings.packet_size,
+            settings.transfer_timeout_s,
+            on_corrupt=self._report_corrupt,
+        )
+        self.link = NameNodeLink(
+            self.store,
+            self.http,
+            settings.namenode_url,
+            me=self.ref,
+            stats=self.stats,
+            replicate=self._replicate,
+            heartbeat_interval_s=settings.heartbeat_interval_s,
+            block_report_interval_s=settings.block_report_interval_s,
+        )
+        self.receiver = BlockReceiver(
+            self.store,
+            self.http,
+            self.disk,
+            self.ref,
+            self.link.replica_finalized,
+            settings.transfer_timeout_s,
+        )
+        self.sender = BlockSender(self.store, self.disk, settings.packet_size, self._report_corrupt)
+        self._link_task: asyncio.Task[None] | None = None
+
+    def ref(self) -> DatanodeRef:
+        return DatanodeRef(id=self.store.identity.datanode_id, url=self.advertise_url, rack=self.settings.rack)
+
+    def stats(self) -> HeartbeatRequest:
+        capacity, free = self.store.disk_usage()
+        return HeartbeatRequest(
+            datanode_id=self.store.identity.datanode_id,
+            capacity=capacity,
+            used=self.store.used_bytes(),
+            remaining=free,
+            active_transfers=self.active_transfers,
+        )
+
+    async def start(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self.disk, self.store.open)
+        self._link_task = asyncio.create_task(self.link.run(), name="namenode-link")
+
+    async def stop(self) -> None:
+        if self._link_task is not None:
+            self._link_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._link_task
+        await self.link.close()
+        await self.http.aclose()
+        self.disk.shutdown(wait=True)
+
+    @contextlib.contextmanager
+    def transfer(self) -> Iterator[None]:
+        """Count a data transfer in progress (reported with heartbeats, used for placement)."""
+        self.active_transfers += 1
+        try:
+            yield
+        finally:
+            self.active_transfers -= 1
+
+    async def counted(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        with self.transfer():
+            async for piece in stream:
+                yield piece
+
+    async def _replicate(self, command: ReplicateBlockCommand) -> bool:
+        with self.transfer():
+            return await self.replicator.replicate(command)
+
+    async def _report_corrupt(self, block: ExtendedBlock, reason: str) -> None:
+        await self.link.report_corrupt(block, reason)

@@ -1,0 +1,157 @@
+"""Appending verified packets to a replica being written, and finalising it.
+
+A packet's checksums are verified before a byte of it is written. When the packet
+starts on a chunk boundary (the normal case) its digests are stored as they arrived;
+when the replica ends in a partial chunk (a recovered or continued write), the digests
+of the affected chunks are recomputed from the bytes on disk plus the new ones.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+from client.protocol.block_format import (
+    DIGEST_SIZE,
+    META_HEADER_SIZE,
+    chunk_count,
+    chunk_digests,
+    decode_meta_header,
+    encode_meta_header,
+    meta_file_name,
+    verify_chunks,
+)
+from client.protocol.datanode_namenode import ReplicaState
+from client.protocol.errors import InvalidArgumentError, ReplicaNotFoundError, StaleGenerationError
+from datanode.storage.block_store import BlockStore, ReplicaInfo
+
+
+class ReplicaWriter:
+    """Owns the open files of one rbw replica; not thread-safe (one writer per replica)."""
+
+    def __init__(self, store: BlockStore, replica: ReplicaInfo, bytes_per_checksum: int, *, new: bool) -> None:
+        self.store = store
+        self.replica = replica
+        self.bytes_per_checksum = bytes_per_checksum
+        self.length = replica.length
+        flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if new else 0)
+        self._data_fd = os.open(replica.data_path, flags, 0o644)
+        try:
+            self._meta_fd = os.open(replica.meta_path, flags, 0o644)
+        except OSError:
+            os.close(self._data_fd)
+            raise
+        if new:
+            os.write(self._meta_fd, encode_meta_header(bytes_per_checksum))
+        else:
+            header = decode_meta_header(os.pread(self._meta_fd, META_HEADER_SIZE, 0))
+            if header.bytes_per_checksum != bytes_per_checksum:
+                self.close()
+                raise InvalidArgumentError(
+                    f"replica of block {replica.block_id} uses {header.bytes_per_checksum}-byte chunks, "
+                    f"the writer sent {bytes_per_checksum}"
+                )
+
+    # --- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        store: BlockStore,
+        block_id: int,
+        gen_stamp: int,
+        bytes_per_checksum: int,
+        *,
+        replace_rbw: bool = False,
+    ) -> ReplicaWriter:
+        """A brand-new replica (refused if this node already has one, unless a stale rbw copy)."""
+        replica = store.create_rbw(block_id, gen_stamp, replace_existing_rbw=replace_rbw)
+        try:
+            return cls(store, replica, bytes_per_checksum, new=True)
+        except BaseException:
+            store.forget(block_id)
+            raise
+
+    @classmethod
+    def reopen(
+        cls,
+        store: BlockStore,
+        block_id: int,
+        gen_stamp: int,
+        bytes_per_checksum: int,
+        offset: int,
+        *,
+        accepted_gen_stamps: set[int],
+    ) -> ReplicaWriter:
+        """Continue an rbw replica at `offset` (cutting off anything beyond), moving it to `gen_stamp`."""
+        replica = store.get(block_id)
+        if replica is None or replica.state is not ReplicaState.RBW:
+            raise ReplicaNotFoundError(f"no replica of block {block_id} is being written here")
+        if replica.gen_stamp not in accepted_gen_stamps:
+            raise StaleGenerationError(
+                f"replica of block {block_id} is at generation {replica.gen_stamp}, "
+                f"expected one of {sorted(accepted_gen_stamps)}"
+            )
+        if replica.length < offset:
+            raise InvalidArgumentError(
+                f"replica of block {block_id} holds {replica.length} bytes, cannot continue at {offset}"
+            )
+        if replica.gen_stamp != gen_stamp:
+            new_meta = replica.directory / meta_file_name(block_id, gen_stamp)
+            os.replace(replica.meta_path, new_meta)
+            replica = replace(replica, gen_stamp=gen_stamp)
+            store.update(replica)
+        writer = cls(store, replica, bytes_per_checksum, new=False)
+        writer.truncate(offset)
+        return writer
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def truncate(self, length: int) -> None:
+        """Cut the replica back to `length` bytes, keeping data and checksums consistent."""
+        bpc = self.bytes_per_checksum
+        os.ftruncate(self._data_fd, length)
+        os.ftruncate(self._meta_fd, META_HEADER_SIZE + chunk_count(length, bpc) * DIGEST_SIZE)
+        partial = length % bpc
+        if partial:
+            chunk_start = length - partial
+            digest = chunk_digests(os.pread(self._data_fd, partial, chunk_start), bpc)
+            os.pwrite(self._meta_fd, digest, META_HEADER_SIZE + (chunk_start // bpc) * DIGEST_SIZE)
+        self.length = length
+
+    def write_packet(self, offset: int, data: memoryview, digests: memoryview) -> None:
+        """Verify and append one packet (it must start where the replica ends)."""
+        if offset != self.length:
+            raise InvalidArgumentError(
+                f"packet for block {self.replica.block_id} starts at {offset}, the replica ends at {self.length}"
+            )
+        bpc = self.bytes_per_checksum
+        verify_chunks(data, digests, bpc, block_offset=offset, what=f"block {self.replica.block_id} packet")
+        partial = offset % bpc
+        if partial == 0:
+            meta_offset, stored = offset, bytes(digests)
+        else:
+            meta_offset = offset - partial
+            stored = chunk_digests(os.pread(self._data_fd, partial, meta_offset) + bytes(data), bpc)
+        os.pwrite(self._meta_fd, stored, META_HEADER_SIZE + (meta_offset // bpc) * DIGEST_SIZE)
+        written = os.pwrite(self._data_fd, data, offset)
+        if written != len(data):
+            raise OSError(f"short write to block {self.replica.block_id}: {written} of {len(data)} bytes")
+        self.length += len(data)
+
+    def finalize(self) -> ReplicaInfo:
+        """fsync both files, close them and move the replica into `finalized/`."""
+        os.fsync(self._data_fd)
+        os.fsync(self._meta_fd)
+        self.close()
+        return self.store.finalize(replace(self.replica, length=self.length))
+
+    def close(self) -> None:
+        """Close the files, leaving the replica in rbw with what was written so far (idempotent)."""
+        if self._data_fd < 0:
+            return
+        os.close(self._data_fd)
+        os.close(self._meta_fd)
+        self._data_fd = self._meta_fd = -1
+        if self.store.get(self.replica.block_id) is not None:
+            self.store.update(replace(self.replica, length=self.length))

@@ -1,0 +1,1 @@
+"""NameNode: namespace, block map and replication state in SQL."""

@@ -1,0 +1,3 @@
+from namenode.cli import app
+
+app(prog_name="dfs namenode")

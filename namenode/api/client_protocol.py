@@ -1,0 +1,133 @@
+"""HTTP binding of the client <-> NameNode protocol (models in client.protocol.client_namenode)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from client.protocol.client_namenode import (
+    DEFAULT_LIST_LIMIT,
+    MAX_LIST_LIMIT,
+    AbandonBlockRequest,
+    Ack,
+    AddBlockRequest,
+    ClusterInfo,
+    ClusterReport,
+    CompleteRequest,
+    CompleteResponse,
+    CreateRequest,
+    DeleteRequest,
+    DeleteResponse,
+    DirectoryListing,
+    FileStatus,
+    LocatedBlock,
+    LocatedBlocks,
+    MkdirsRequest,
+    RecoverPipelineRequest,
+    RenameRequest,
+    RenewLeaseRequest,
+    ReportBadBlocksRequest,
+    Routes,
+    SetReplicationRequest,
+)
+from client.protocol.common import MAX_INT64
+from client.protocol.paths import MAX_PATH_BYTES
+from namenode.api.deps import NameNodeDep, UserDep
+
+router = APIRouter(tags=["namespace"])
+
+PathParam = Annotated[str, Query(min_length=1, max_length=MAX_PATH_BYTES * 4)]
+
+
+@router.get(Routes.STATUS)
+async def status(path: PathParam, namenode: NameNodeDep) -> FileStatus:
+    return await namenode.stat(path)
+
+
+@router.get(Routes.LIST)
+async def list_directory(
+    path: PathParam,
+    namenode: NameNodeDep,
+    start_after: Annotated[str, Query(max_length=1024)] = "",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = DEFAULT_LIST_LIMIT,
+) -> DirectoryListing:
+    return await namenode.list_dir(path, start_after, limit)
+
+
+@router.get(Routes.LOCATIONS)
+async def locations(
+    path: PathParam,
+    namenode: NameNodeDep,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
+    length: Annotated[int | None, Query(ge=0, le=MAX_INT64)] = None,
+) -> LocatedBlocks:
+    return await namenode.locations(path, offset, length)
+
+
+@router.post(Routes.MKDIRS)
+async def mkdirs(request: MkdirsRequest, namenode: NameNodeDep, user: UserDep) -> FileStatus:
+    return await namenode.mkdirs(request, user)
+
+
+@router.post(Routes.CREATE)
+async def create(request: CreateRequest, namenode: NameNodeDep, user: UserDep) -> FileStatus:
+    return await namenode.create(request, user)
+
+
+@router.post(Routes.ADD_BLOCK)
+async def add_block(request: AddBlockRequest, namenode: NameNodeDep) -> LocatedBlock:
+    return await namenode.add_block(request)
+
+
+@router.post(Routes.ABANDON_BLOCK)
+async def abandon_block(request: AbandonBlockRequest, namenode: NameNodeDep) -> Ack:
+    await namenode.abandon_block(request)
+    return Ack()
+
+
+@router.post(Routes.RECOVER_PIPELINE)
+async def recover_pipeline(request: RecoverPipelineRequest, namenode: NameNodeDep) -> LocatedBlock:
+    return await namenode.recover_pipeline(request)
+
+
+@router.post(Routes.COMPLETE)
+async def complete(request: CompleteRequest, namenode: NameNodeDep) -> CompleteResponse:
+    return await namenode.complete(request)
+
+
+@router.post(Routes.RENAME)
+async def rename(request: RenameRequest, namenode: NameNodeDep) -> FileStatus:
+    return await namenode.rename(request)
+
+
+@router.post(Routes.DELETE)
+async def delete(request: DeleteRequest, namenode: NameNodeDep) -> DeleteResponse:
+    return await namenode.delete(request)
+
+
+@router.post(Routes.SET_REPLICATION)
+async def set_replication(request: SetReplicationRequest, namenode: NameNodeDep) -> FileStatus:
+    return await namenode.set_replication(request)
+
+
+@router.post(Routes.RENEW_LEASE)
+async def renew_lease(request: RenewLeaseRequest, namenode: NameNodeDep) -> Ack:
+    await namenode.renew_lease(request.client_name)
+    return Ack()
+
+
+@router.post(Routes.REPORT_BAD_BLOCKS)
+async def report_bad_blocks(request: ReportBadBlocksRequest, namenode: NameNodeDep) -> Ack:
+    await namenode.report_bad_blocks(request)
+    return Ack()
+
+
+@router.get(Routes.CLUSTER_INFO)
+async def cluster_info(namenode: NameNodeDep) -> ClusterInfo:
+    return namenode.info()
+
+
+@router.get(Routes.CLUSTER_REPORT)
+async def cluster_report(namenode: NameNodeDep) -> ClusterReport:
+    return await namenode.report()

@@ -1,0 +1,162 @@
+"""Reconciling what DataNodes say they store with the block map.
+
+Full reports arrive in pages; each reported replica is stamped with the report id, and
+when the last page arrives every replica row of that node the report did not mention
+is forgotten. Incremental reports stamp with the node's current report id so that a
+block finalised during a full report is not forgotten by it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import structlog
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from client.protocol.datanode_namenode import (
+    BlockReportRequest,
+    IncrementalReportRequest,
+    ReplicaState,
+    ReportedReplica,
+)
+from client.protocol.errors import InvalidArgumentError, UnknownDatanodeError
+from namenode.block_manager import (
+    BLOCK_COMMITTED,
+    BLOCK_COMPLETE,
+    BLOCK_UC,
+    REPLICA_CORRUPT,
+    REPLICA_FINALIZED,
+)
+from namenode.datanode_manager import STATE_DEAD
+from namenode.db.models import Block, Datanode, PendingReplication, Replica
+from namenode.work_queues import enqueue_blocks, invalidate
+
+log = structlog.get_logger(__name__)
+
+CHUNK = 2000
+
+
+class BlockReportProcessor:
+    def __init__(self, min_replication: int, clock: Callable[[], float] = time.time) -> None:
+        self.min_replication = min_replication
+        self.clock = clock
+
+    def _node(self, session: Session, datanode_id: str) -> Datanode:
+        node = session.get(Datanode, datanode_id)
+        if node is None or node.state == STATE_DEAD:
+            raise UnknownDatanodeError(f"DataNode {datanode_id} must register before reporting blocks")
+        return node
+
+    def full_report(self, session: Session, request: BlockReportRequest) -> None:
+        node = self._node(session, request.datanode_id)
+        if request.page == 0:
+            node.current_report_id = request.report_id
+        elif node.current_report_id != request.report_id:
+            raise InvalidArgumentError(
+                f"page {request.page} of report {request.report_id} arrived, but report "
+                f"{node.current_report_id} is in progress; restart the report"
+            )
+        for start in range(0, len(request.replicas), CHUNK):
+            self._apply(session, node, request.replicas[start : start + CHUNK], request.report_id)
+        if request.last:
+            self._forget_unreported(session, node, request.report_id)
+
+    def incremental_report(self, session: Session, request: IncrementalReportRequest) -> None:
+        node = self._node(session, request.datanode_id)
+        for start in range(0, len(request.received), CHUNK):
+            self._apply(session, node, request.received[start : start + CHUNK], node.current_report_id)
+        now = self.clock()
+        gone = []
+        for deleted in request.deleted:
+            replica = session.get(Replica, (deleted.block_id, node.id))
+            if replica is not None and replica.gen_stamp <= deleted.gen_stamp:
+                session.delete(replica)
+                gone.append(deleted.block_id)
+        enqueue_blocks(session, gone, now)
+
+    def _apply(
+        self, session: Session, node: Datanode, reported: Sequence[ReportedReplica], report_id: str | None
+    ) -> None:
+        now = self.clock()
+        ids = [replica.block_id for replica in reported]
+        blocks = {block.id: block for block in session.scalars(select(Block).where(Block.id.in_(ids)))}
+        known = {
+            replica.block_id: replica
+            for replica in session.scalars(
+                select(Replica).where(Replica.datanode_id == node.id, Replica.block_id.in_(ids))
+            )
+        }
+        doomed: list[tuple[str, int, int]] = []
+        changed: list[int] = []
+        for entry in reported:
+            block = blocks.get(entry.block_id)
+            existing = known.get(entry.block_id)
+            if block is None or entry.gen_stamp < block.gen_stamp:
+                # Deleted file, or a replica left behind by a pipeline that moved on.
+                doomed.append((node.id, entry.block_id, entry.gen_stamp))
+                if existing is not None:
+                    session.delete(existing)
+                    changed.append(entry.block_id)
+                continue
+            if entry.gen_stamp > block.gen_stamp:
+                log.warning("replica newer than the block map", block=block.id, datanode=node.id)
+                continue
+            if entry.state is ReplicaState.RBW:
+                if block.state != BLOCK_UC:
+                    doomed.append((node.id, entry.block_id, entry.gen_stamp))
+                continue
+            state = REPLICA_FINALIZED
+            if block.state != BLOCK_UC and entry.length != block.length:
+                state = REPLICA_CORRUPT
+            if existing is None:
+                session.add(
+                    Replica(
+                        block_id=block.id,
+                        datanode_id=node.id,
+                        gen_stamp=entry.gen_stamp,
+                        length=entry.length,
+                        state=state,
+                        report_id=report_id,
+                    )
+                )
+                changed.append(block.id)
+            else:
+                if existing.state != REPLICA_CORRUPT:
+                    existing.state = state
+                existing.gen_stamp = entry.gen_stamp
+                existing.length = entry.length
+                existing.report_id = report_id
+            if block.state == BLOCK_COMMITTED and state == REPLICA_FINALIZED:
+                self._maybe_complete(session, block)
+        invalidate(session, doomed, now)
+        if changed:
+            # A copy the replication monitor asked for has arrived.
+            session.execute(
+                delete(PendingReplication).where(
+                    PendingReplication.target_id == node.id, PendingReplication.block_id.in_(changed)
+                )
+            )
+        enqueue_blocks(session, [bid for bid in changed if bid in blocks and blocks[bid].state != BLOCK_UC], now)
+
+    def _maybe_complete(self, session: Session, block: Block) -> None:
+        session.flush()
+        good = session.scalars(
+            select(Replica.block_id).where(
+                Replica.block_id == block.id,
+                Replica.state == REPLICA_FINALIZED,
+                Replica.gen_stamp == block.gen_stamp,
+                Replica.length == block.length,
+            )
+        ).all()
+        if len(good) >= self.min_replication:
+            block.state = BLOCK_COMPLETE
+
+    def _forget_unreported(self, session: Session, node: Datanode, report_id: str) -> None:
+        stale = or_(Replica.report_id.is_(None), Replica.report_id != report_id)
+        block_ids = list(session.scalars(select(Replica.block_id).where(Replica.datanode_id == node.id, stale)))
+        if block_ids:
+            session.execute(delete(Replica).where(Replica.datanode_id == node.id, stale))
+            enqueue_blocks(session, block_ids, self.clock())
+            log.info("replicas missing from block report", datanode=node.id, count=len(block_ids))

@@ -1,0 +1,65 @@
+"""`dfs namenode` / `python -m namenode`: run a NameNode process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from namenode.config import NameNodeSettings
+
+app = typer.Typer(add_completion=False, help="Run a NameNode.")
+
+
+@app.command()
+def main(
+    host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind (0 picks a free one).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Directory for the embedded SQLite metadata.")] = None,
+    db: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the metadata database.")] = None,
+    port_file: Annotated[Path | None, typer.Option(help="Write the base URL here once ready.")] = None,
+    default_replication: Annotated[int | None, typer.Option(help="Replication of new files.")] = None,
+    default_block_size: Annotated[int | None, typer.Option(help="Block size of new files (bytes).")] = None,
+    heartbeat_interval: Annotated[float | None, typer.Option(help="Seconds between DataNode heartbeats.")] = None,
+    stale_after: Annotated[float | None, typer.Option(help="Seconds of silence before a node is stale.")] = None,
+    dead_after: Annotated[float | None, typer.Option(help="Seconds of silence before a node is dead.")] = None,
+    replication_interval: Annotated[float | None, typer.Option(help="Seconds between monitor passes.")] = None,
+    lease_soft_limit: Annotated[
+        float | None, typer.Option(help="Seconds before another writer may recover a file.")
+    ] = None,
+    lease_hard_limit: Annotated[
+        float | None, typer.Option(help="Seconds before a silent writer's file is recovered.")
+    ] = None,
+    log_json: Annotated[bool | None, typer.Option("--log-json/--log-console", help="Log format.")] = None,
+) -> None:
+    """Serve the namespace on HOST:PORT until interrupted."""
+    from namenode.app import create_app
+    from server_common.logging import configure_logging
+    from server_common.serve import run_app
+
+    overrides: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "data_dir": data_dir,
+        "db_url": db,
+        "port_file": port_file,
+        "default_replication": default_replication,
+        "default_block_size": default_block_size,
+        "heartbeat_interval_s": heartbeat_interval,
+        "stale_after_s": stale_after,
+        "dead_after_s": dead_after,
+        "replication_interval_s": replication_interval,
+        "lease_soft_limit_s": lease_soft_limit,
+        "lease_hard_limit_s": lease_hard_limit,
+        "log_json": log_json,
+    }
+    settings = NameNodeSettings(**{key: value for key, value in overrides.items() if value is not None})
+    configure_logging("namenode", json=settings.log_json, level=settings.log_level)
+    run_app(
+        lambda _port: create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        port_file=settings.port_file,
+        on_ready=lambda url: print(f"NameNode ready at {url}", flush=True),
+    )

@@ -1,0 +1,55 @@
+"""NameNode settings: flags on `dfs namenode`, or DFS_NAMENODE_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from client.protocol.block_format import DEFAULT_BYTES_PER_CHECKSUM
+
+MIB = 1024 * 1024
+
+
+class NameNodeSettings(BaseSettings):
+    """Everything a NameNode process is configured with; passed to `create_app`."""
+
+    model_config = SettingsConfigDict(env_prefix="DFS_NAMENODE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(9870, ge=0, le=65535)
+    data_dir: Path = Path("dfs-data/namenode")
+    #: Any SQLAlchemy URL; empty means SQLite in `data_dir`/metadata.db.
+    db_url: str = ""
+    #: Written once the server listens (its base URL), so supervisors learn port-0 binds.
+    port_file: Path | None = None
+
+    default_block_size: int = Field(128 * MIB, ge=64 * 1024)
+    min_block_size: int = Field(64 * 1024, ge=512)
+    default_replication: int = Field(3, ge=1, le=512)
+    max_replication: int = Field(512, ge=1, le=512)
+    min_replication: int = Field(1, ge=1)
+    bytes_per_checksum: int = DEFAULT_BYTES_PER_CHECKSUM
+
+    heartbeat_interval_s: float = Field(3.0, gt=0)
+    stale_after_s: float = Field(30.0, gt=0)
+    dead_after_s: float = Field(600.0, gt=0)
+    block_report_interval_s: float = Field(6 * 3600.0, gt=0)
+    replication_interval_s: float = Field(3.0, gt=0)
+    pending_replication_timeout_s: float = Field(300.0, gt=0)
+    max_replication_streams: int = Field(2, ge=1)
+    invalidations_per_heartbeat: int = Field(1000, ge=1)
+    lease_soft_limit_s: float = Field(60.0, gt=0)
+    lease_hard_limit_s: float = Field(3600.0, gt=0)
+
+    superuser: str = ""
+    supergroup: str = "supergroup"
+    log_json: bool = False
+    log_level: str = "info"
+
+    def database_url(self) -> str:
+        """The configured URL, or the embedded SQLite default under `data_dir`."""
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_dir / 'metadata.db').resolve()}"

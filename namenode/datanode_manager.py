@@ -1,0 +1,236 @@
+"""DataNode registry: registration, heartbeats (and the commands they carry back), liveness."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import structlog
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from client.protocol.client_namenode import DatanodeInfo, DatanodeState
+from client.protocol.common import DatanodeRef, ExtendedBlock
+from client.protocol.datanode_namenode import (
+    Command,
+    DeleteBlocksCommand,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    RegisterRequest,
+    RegisterResponse,
+    ReplicateBlockCommand,
+    ReregisterCommand,
+)
+from client.protocol.errors import ClusterMismatchError, UnknownDatanodeError
+from namenode.config import NameNodeSettings
+from namenode.db.models import Block, Datanode, Invalidation, PendingReplication, Replica
+from namenode.placement import NodeLoad
+from namenode.work_queues import PRIORITY_UNDER_REPLICATED, enqueue_blocks
+
+log = structlog.get_logger(__name__)
+
+STATE_LIVE = "live"
+STATE_DEAD = "dead"
+ADMIN_NORMAL = "normal"
+
+
+class DatanodeManager:
+    """Owns the `datanodes` table and decides what each DataNode is told to do."""
+
+    def __init__(self, settings: NameNodeSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    # --- liveness --------------------------------------------------------------------------
+
+    def state_of(self, node: Datanode, now: float) -> DatanodeState:
+        """Live, stale (missed a few heartbeats: not chosen first) or dead (replicas don't count)."""
+        age = now - node.last_heartbeat
+        if node.state == STATE_DEAD or age > self.settings.dead_after_s:
+            return DatanodeState.DEAD
+        if age > self.settings.stale_after_s:
+            return DatanodeState.STALE
+        return DatanodeState.LIVE
+
+    def load_of(self, node: Datanode, now: float) -> NodeLoad:
+        return NodeLoad(
+            id=node.id,
+            url=node.url,
+            rack=node.rack,
+            remaining=node.remaining,
+            capacity=node.capacity,
+            active_transfers=node.active_transfers,
+            usable=self.state_of(node, now) is DatanodeState.LIVE and node.admin_state == ADMIN_NORMAL,
+        )
+
+    def all_loads(self, session: Session) -> list[NodeLoad]:
+        now = self.clock()
+        return [self.load_of(node, now) for node in session.scalars(select(Datanode))]
+
+    def nodes_by_id(self, session: Session, ids: Iterable[str]) -> dict[str, Datanode]:
+        wanted = set(ids)
+        if not wanted:
+            return {}
+        return {node.id: node for node in session.scalars(select(Datanode).where(Datanode.id.in_(wanted)))}
+
+    @staticmethod
+    def ref(node: Datanode) -> DatanodeRef:
+        return DatanodeRef(id=node.id, url=node.url, rack=node.rack)
+
+    def mark_dead_nodes(self, session: Session) -> list[str]:
+        """Declare nodes dead after `dead_after_s` of silence; their replicas stop counting."""
+        now = self.clock()
+        cutoff = now - self.settings.dead_after_s
+        dead = list(
+            session.scalars(select(Datanode).where(Datanode.state == STATE_LIVE, Datanode.last_heartbeat < cutoff))
+        )
+        for node in dead:
+            node.state = STATE_DEAD
+            block_ids = list(session.scalars(select(Replica.block_id).where(Replica.datanode_id == node.id)))
+            session.execute(delete(Replica).where(Replica.datanode_id == node.id))
+            session.execute(
+                delete(PendingReplication).where(
+                    or_(PendingReplication.source_id == node.id, PendingReplication.target_id == node.id)
+                )
+            )
+            enqueue_blocks(session, block_ids, now, PRIORITY_UNDER_REPLICATED)
+            log.warning("datanode declared dead", datanode=node.id, url=node.url, replicas=len(block_ids))
+        return [node.id for node in dead]
+
+    # --- registration and heartbeats -----------------------------------------------------------
+
+    def register(self, session: Session, request: RegisterRequest, cluster_id: str) -> RegisterResponse:
+        if request.cluster_id is not None and request.cluster_id != cluster_id:
+            raise ClusterMismatchError(
+                f"DataNode {request.datanode_id} belongs to cluster {request.cluster_id}, "
+                f"this NameNode serves {cluster_id}"
+            )
+        now = self.clock()
+        node = session.get(Datanode, request.datanode_id)
+        if node is None:
+            node = Datanode(id=request.datanode_id, registered_at=now, admin_state=ADMIN_NORMAL)
+            session.add(node)
+        node.url = request.url
+        node.rack = request.rack
+        node.capacity = request.capacity
+        node.used = request.used
+        node.remaining = request.remaining
+        node.active_transfers = 0
+        node.failed_volumes = 0
+        node.last_heartbeat = now
+        node.state = STATE_LIVE
+        node.version = request.version
+        node.current_report_id = None
+        log.info("datanode registered", datanode=node.id, url=node.url, rack=node.rack)
+        return RegisterResponse(
+            cluster_id=cluster_id,
+            heartbeat_interval_s=self.settings.heartbeat_interval_s,
+            block_report_interval_s=self.settings.block_report_interval_s,
+        )
+
+    def heartbeat(self, session: Session, request: HeartbeatRequest) -> HeartbeatResponse:
+        node = session.get(Datanode, request.datanode_id)
+        if node is None:
+            raise UnknownDatanodeError(f"DataNode {request.datanode_id} is not registered")
+        now = self.clock()
+        was_dead = self.state_of(node, now) is DatanodeState.DEAD
+        node.capacity = request.capacity
+        node.used = request.used
+        node.remaining = request.remaining
+        node.active_transfers = request.active_transfers
+        node.failed_volumes = request.failed_volumes
+        node.last_heartbeat = now
+        if was_dead:
+            # Its replicas were written off; only a fresh registration + full report brings them back.
+            return HeartbeatResponse(commands=[ReregisterCommand()])
+        commands: list[Command] = []
+        deletes = self._take_invalidations(session, node.id)
+        if deletes:
+            commands.append(deletes)
+        commands.extend(self._take_replications(session, node.id, now))
+        return HeartbeatResponse(commands=commands)
+
+    def _take_invalidations(self, session: Session, node_id: str) -> DeleteBlocksCommand | None:
+        rows = list(
+            session.scalars(
+                select(Invalidation)
+                .where(Invalidation.datanode_id == node_id)
+                .limit(self.settings.invalidations_per_heartbeat)
+            )
+        )
+        if not rows:
+            return None
+        for row in rows:
+            session.delete(row)
+        return DeleteBlocksCommand(
+            blocks=[ExtendedBlock(block_id=row.block_id, gen_stamp=row.gen_stamp) for row in rows]
+        )
+
+    def _take_replications(self, session: Session, node_id: str, now: float) -> list[ReplicateBlockCommand]:
+        in_flight = (
+            session.scalar(
+                select(func.count())
+                .select_from(PendingReplication)
+                .where(PendingReplication.source_id == node_id, PendingReplication.sent_at.is_not(None))
+            )
+            or 0
+        )
+        room = self.settings.max_replication_streams - in_flight
+        if room <= 0:
+            return []
+        pending = list(
+            session.scalars(
+                select(PendingReplication)
+                .where(PendingReplication.source_id == node_id, PendingReplication.sent_at.is_(None))
+                .order_by(PendingReplication.scheduled_at)
+                .limit(room)
+            )
+        )
+        if not pending:
+            return []
+        blocks = {b.id: b for b in session.scalars(select(Block).where(Block.id.in_([p.block_id for p in pending])))}
+        targets = self.nodes_by_id(session, [p.target_id for p in pending])
+        commands = []
+        for item in pending:
+            block = blocks.get(item.block_id)
+            target = targets.get(item.target_id)
+            if block is None or target is None:
+                session.delete(item)
+                continue
+            item.sent_at = now
+            commands.append(
+                ReplicateBlockCommand(
+                    block=ExtendedBlock(block_id=block.id, gen_stamp=block.gen_stamp),
+                    length=block.length,
+                    targets=[self.ref(target)],
+                )
+            )
+        return commands
+
+    # --- reporting -------------------------------------------------------------------------
+
+    def describe(self, session: Session) -> list[DatanodeInfo]:
+        now = self.clock()
+        counts = dict(
+            session.execute(select(Replica.datanode_id, func.count()).group_by(Replica.datanode_id)).tuples().all()
+        )
+        return [
+            DatanodeInfo(
+                id=node.id,
+                url=node.url,
+                rack=node.rack,
+                state=self.state_of(node, now),
+                admin_state=node.admin_state,
+                capacity=node.capacity,
+                used=node.used,
+                remaining=node.remaining,
+                blocks=counts.get(node.id, 0),
+                active_transfers=node.active_transfers,
+                last_heartbeat_age_s=round(max(0.0, now - node.last_heartbeat), 3),
+            )
+            for node in session.scalars(select(Datanode).order_by(Datanode.id))
+        ]
+
+    def touch_all(self, session: Session) -> None:
+        """After a NameNode restart, give every node a fresh grace period before judging it."""
+        session.execute(update(Datanode).where(Datanode.state == STATE_LIVE).values(last_heartbeat=self.clock()))

@@ -1,0 +1,1 @@
+"""SQL metadata store of the NameNode."""

@@ -1,0 +1,295 @@
+"""Namespace operations: stat, list, mkdirs, create, rename, delete, set replication.
+
+Each method runs inside the caller's transaction (see `namenode.db.database`) and
+raises the protocol's errors, so the HTTP layer only renders them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from client.protocol import paths
+from client.protocol.client_namenode import (
+    MAX_LIST_LIMIT,
+    CreateRequest,
+    DeleteRequest,
+    DeleteResponse,
+    DirectoryListing,
+    FileStatus,
+    MkdirsRequest,
+    RenameRequest,
+    SetReplicationRequest,
+)
+from client.protocol.errors import (
+    DfsFileExistsError,
+    DfsFileNotFoundError,
+    DfsIsADirectoryError,
+    DfsNotADirectoryError,
+    DirectoryNotEmptyError,
+    InvalidArgumentError,
+    LeaseConflictError,
+)
+from namenode.block_manager import BLOCK_UC, BlockManager
+from namenode.config import NameNodeSettings
+from namenode.db.models import Block, Inode
+from namenode.inodes import lookup_child, resolve, resolve_chain, resolve_parent, root, to_status
+from namenode.leases import LeaseManager
+from namenode.work_queues import enqueue_blocks
+
+
+class Namespace:
+    def __init__(
+        self,
+        settings: NameNodeSettings,
+        blocks: BlockManager,
+        leases: LeaseManager,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.blocks = blocks
+        self.leases = leases
+        self.clock = clock
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # --- reads -----------------------------------------------------------------------------
+
+    def stat(self, session: Session, path: str) -> FileStatus:
+        return to_status(resolve(session, path), path)
+
+    def list_dir(self, session: Session, path: str, start_after: str, limit: int) -> DirectoryListing:
+        """One page of entries after `start_after`, in byte order of names."""
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise InvalidArgumentError(f"limit must be between 1 and {MAX_LIST_LIMIT}", path=path)
+        inode = resolve(session, path)
+        if not inode.is_dir:
+            return DirectoryListing(entries=[to_status(inode, path)], has_more=False)
+        rows = list(
+            session.scalars(
+                select(Inode)
+                .where(Inode.parent_id == inode.id, Inode.name > start_after)
+                .order_by(Inode.name)
+                .limit(limit + 1)
+            )
+        )
+        entries = [to_status(child, paths.join(path, child.name)) for child in rows[:limit]]
+        return DirectoryListing(entries=entries, has_more=len(rows) > limit)
+
+    # --- directories -----------------------------------------------------------------------
+
+    def mkdirs(self, session: Session, request: MkdirsRequest, user: str) -> FileStatus:
+        """Create a directory (and, with `parents`, its missing ancestors)."""
+        current = root(session)
+        names = paths.split(request.path)
+        created = False
+        for index, name in enumerate(names):
+            child = lookup_child(session, current.id, name)
+            if child is None:
+                if not request.parents and index < len(names) - 1:
+                    raise DfsFileNotFoundError(
+                        f"Parent directory does not exist: {paths.parent(request.path)}", path=request.path
+                    )
+                child = self._new_dir(session, current, name, request.mode, user, request.path)
+                created = True
+            elif not child.is_dir:
+                walked = "/" + "/".join(names[: index + 1])
+                if index == len(names) - 1:
+                    raise DfsFileExistsError(f"{walked} exists and is not a directory", path=request.path)
+                raise DfsNotADirectoryError(f"{walked} is not a directory", path=request.path)
+            current = child
+        if not created and not request.parents:
+            raise DfsFileExistsError(f"Directory already exists: {request.path}", path=request.path)
+        return to_status(current, request.path)
+
+    def _new_dir(self, session: Session, parent: Inode, name: str, mode: int, user: str, path: str) -> Inode:
+        now = self._now_ms()
+        child = Inode(
+            parent_id=parent.id,
+            name=name,
+            is_dir=True,
+            mode=mode,
+            owner=user,
+            group=parent.group,
+            mtime=now,
+            atime=now,
+            replication=0,
+            block_size=0,
+            length=0,
+            under_construction=False,
+        )
+        session.add(child)
+        _flush_unique(session, path)
+        parent.mtime = now
+        return child
+
+    # --- files -----------------------------------------------------------------------------
+
+    def create(self, session: Session, request: CreateRequest, user: str) -> FileStatus:
+        """A new, empty file under construction, leased to `request.client_name`."""
+        block_size = request.block_size or self.settings.default_block_size
+        replication = request.replication or self.settings.default_replication
+        self._check_file_params(block_size, replication, request.path)
+        if request.create_parents and paths.parent(request.path) != paths.ROOT:
+            self.mkdirs(session, MkdirsRequest(path=paths.parent(request.path), parents=True), user)
+        parent, name = resolve_parent(session, request.path)
+        existing = lookup_child(session, parent.id, name)
+        if existing is not None:
+            self._replace_existing(session, existing, request)
+        now = self._now_ms()
+        inode = Inode(
+            parent_id=parent.id,
+            name=name,
+            is_dir=False,
+            mode=request.mode,
+            owner=user,
+            group=parent.group,
+            mtime=now,
+            atime=now,
+            replication=replication,
+            block_size=block_size,
+            length=0,
+            under_construction=True,
+        )
+        session.add(inode)
+        _flush_unique(session, request.path)
+        self.leases.grant(session, inode, request.client_name)
+        parent.mtime = now
+        return to_status(inode, request.path)
+
+    def _check_file_params(self, block_size: int, replication: int, path: str) -> None:
+        if block_size < self.settings.min_block_size or block_size % 512:
+            raise InvalidArgumentError(
+                f"block size {block_size} must be a multiple of 512 and at least {self.settings.min_block_size}",
+                path=path,
+            )
+        if replication > self.settings.max_replication:
+            raise InvalidArgumentError(
+                f"replication {replication} exceeds the maximum {self.settings.max_replication}", path=path
+            )
+
+    def _replace_existing(self, session: Session, existing: Inode, request: CreateRequest) -> None:
+        if existing.is_dir:
+            raise DfsIsADirectoryError(f"{request.path} is a directory", path=request.path)
+        if existing.under_construction:
+            lease = self.leases.lease_of(session, existing.id)
+            if lease is not None and (lease.holder == request.client_name or not self.leases.soft_expired(lease)):
+                raise LeaseConflictError(
+                    f"{request.path} is already being written by {lease.holder}", path=request.path
+                )
+            self.blocks.recover_file(session, existing.id)
+        if not request.overwrite:
+            raise DfsFileExistsError(f"File already exists: {request.path}", path=request.path)
+        self._delete_subtree(session, existing)
+
+    def set_replication(self, session: Session, request: SetReplicationRequest) -> FileStatus:
+        inode = resolve(session, request.path)
+        if inode.is_dir:
+            raise DfsIsADirectoryError(f"{request.path} is a directory", path=request.path)
+        self._check_file_params(inode.block_size, request.replication, request.path)
+        if inode.replication != request.replication:
+            inode.replication = request.replication
+            block_ids = session.scalars(
+                select(Block.id).where(Block.inode_id == inode.id, Block.state != BLOCK_UC)
+            ).all()
+            enqueue_blocks(session, block_ids, self.clock())
+        return to_status(inode, request.path)
+
+    # --- rename and delete -----------------------------------------------------------------
+
+    def rename(self, session: Session, request: RenameRequest) -> FileStatus:
+        """Move `src` to exactly `dst` (not into it); atomic, like POSIX rename(2)."""
+        src, dst = request.src, request.dst
+        if src == paths.ROOT:
+            raise InvalidArgumentError("cannot rename the root directory", path=src)
+        chain = resolve_chain(session, src)
+        inode, old_parent = chain[-1], chain[-2]
+        if dst == src:
+            return to_status(inode, dst)
+        if inode.is_dir and paths.is_ancestor(src, dst):
+            raise InvalidArgumentError(f"cannot move directory {src} under itself ({dst})", path=src)
+        new_parent, new_name = resolve_parent(session, dst)
+        existing = lookup_child(session, new_parent.id, new_name)
+        if existing is not None:
+            self._check_overwrite(session, inode, existing, request)
+            self._delete_subtree(session, existing)
+        inode.parent_id = new_parent.id
+        inode.name = new_name
+        now = self._now_ms()
+        old_parent.mtime = now
+        new_parent.mtime = now
+        _flush_unique(session, dst)
+        return to_status(inode, dst)
+
+    def _check_overwrite(self, session: Session, inode: Inode, existing: Inode, request: RenameRequest) -> None:
+        dst = request.dst
+        if not request.overwrite:
+            raise DfsFileExistsError(f"Destination already exists: {dst}", path=dst)
+        if existing.is_dir and not inode.is_dir:
+            raise DfsIsADirectoryError(f"cannot overwrite directory {dst} with a file", path=dst)
+        if inode.is_dir and not existing.is_dir:
+            raise DfsNotADirectoryError(f"cannot overwrite file {dst} with a directory", path=dst)
+        if existing.is_dir and self._has_children(session, existing.id):
+            raise DirectoryNotEmptyError(f"Destination directory is not empty: {dst}", path=dst)
+
+    def delete(self, session: Session, request: DeleteRequest) -> DeleteResponse:
+        """Remove a file or directory; a non-empty directory needs `recursive`."""
+        if request.path == paths.ROOT:
+            raise InvalidArgumentError("cannot delete the root directory", path=request.path)
+        parent, name = resolve_parent(session, request.path)
+        inode = lookup_child(session, parent.id, name)
+        if inode is None:
+            raise DfsFileNotFoundError(f"File does not exist: {request.path}", path=request.path)
+        if inode.is_dir and not request.recursive and self._has_children(session, inode.id):
+            raise DirectoryNotEmptyError(
+                f"Directory is not empty (use recursive delete): {request.path}", path=request.path
+            )
+        result = self._delete_subtree(session, inode)
+        parent.mtime = self._now_ms()
+        return result
+
+    @staticmethod
+    def _has_children(session: Session, inode_id: int) -> bool:
+        return session.scalar(select(Inode.id).where(Inode.parent_id == inode_id).limit(1)) is not None
+
+    def _delete_subtree(self, session: Session, inode: Inode) -> DeleteResponse:
+        """Delete an inode and everything under it, freeing all their blocks."""
+        if not inode.is_dir:
+            files, directories, file_ids = 1, 0, [inode.id]
+        else:
+            tree = select(Inode.id, Inode.is_dir).where(Inode.id == inode.id).cte("tree", recursive=True)
+            tree = tree.union_all(select(Inode.id, Inode.is_dir).where(Inode.parent_id == tree.c.id))
+            rows = session.execute(select(tree.c.id, tree.c.is_dir)).tuples().all()
+            file_ids = [inode_id for inode_id, is_dir in rows if not is_dir]
+            files, directories = len(file_ids), len(rows) - len(file_ids)
+        blocks = self.blocks.remove_file_blocks(session, file_ids)
+        if inode.is_dir:
+            # One statement, so the parent/child foreign key is checked only once the whole tree is gone.
+            tree = select(Inode.id).where(Inode.id == inode.id).cte("doomed", recursive=True)
+            tree = tree.union_all(select(Inode.id).where(Inode.parent_id == tree.c.id))
+            session.execute(
+                delete(Inode).where(Inode.id.in_(select(tree.c.id))).execution_options(synchronize_session=False)
+            )
+            session.expunge(inode)
+        else:
+            session.delete(inode)
+        session.flush()
+        return DeleteResponse(files=files, directories=directories, blocks=blocks)
+
+    def counts(self, session: Session) -> tuple[int, int]:
+        """(files, directories) in the namespace, the root included."""
+        rows = dict(session.execute(select(Inode.is_dir, func.count()).group_by(Inode.is_dir)).tuples().all())
+        return rows.get(False, 0), rows.get(True, 0)
+
+
+def _flush_unique(session: Session, path: str) -> None:
+    """Flush, turning a (parent, name) uniqueness race into the error a client expects."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise DfsFileExistsError(f"{path} was created concurrently", path=path) from exc

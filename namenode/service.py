@@ -1,0 +1,235 @@
+"""The NameNode: wires the managers to the metadata store and runs the background work.
+
+Each public coroutine is one API operation, run as one transaction: reads on the
+reader pool, mutations through the group-committing writer. Routers only call these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from functools import partial
+
+import structlog
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from client.protocol import SOFTWARE_VERSION, paths
+from client.protocol.client_namenode import (
+    AbandonBlockRequest,
+    AddBlockRequest,
+    ClusterInfo,
+    ClusterReport,
+    CompleteRequest,
+    CompleteResponse,
+    CreateRequest,
+    DatanodeState,
+    DeleteRequest,
+    DeleteResponse,
+    DirectoryListing,
+    FileStatus,
+    LocatedBlock,
+    LocatedBlocks,
+    MkdirsRequest,
+    RecoverPipelineRequest,
+    RenameRequest,
+    ReportBadBlocksRequest,
+    SetReplicationRequest,
+)
+from client.protocol.datanode_namenode import (
+    BlockReportRequest,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    IncrementalReportRequest,
+    RegisterRequest,
+    RegisterResponse,
+)
+from namenode.block_locations import BlockLocator
+from namenode.block_manager import REPLICA_CORRUPT, BlockManager
+from namenode.block_reports import BlockReportProcessor
+from namenode.config import NameNodeSettings
+from namenode.datanode_manager import DatanodeManager
+from namenode.db.database import Database
+from namenode.db.models import Block, Invalidation, Replica, ReplicationQueueEntry
+from namenode.leases import LeaseManager
+from namenode.namespace import Namespace
+from namenode.replication import ReplicationMonitor
+from namenode.work_queues import PRIORITY_UNDER_REPLICATED
+
+log = structlog.get_logger(__name__)
+
+
+class NameNode:
+    def __init__(
+        self,
+        settings: NameNodeSettings,
+        db: Database,
+        cluster_id: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.cluster_id = cluster_id
+        self.clock = clock
+        self.started_at = clock()
+        self.datanodes = DatanodeManager(settings, clock)
+        self.leases = LeaseManager(settings, clock)
+        self.blocks = BlockManager(settings, self.datanodes, self.leases, clock)
+        self.locator = BlockLocator(self.datanodes, clock)
+        self.namespace = Namespace(settings, self.blocks, self.leases, clock)
+        self.reports = BlockReportProcessor(settings.min_replication, clock)
+        self.replication = ReplicationMonitor(settings, self.datanodes, clock)
+        self._background: asyncio.Task[None] | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        # Nodes get a fresh grace period: silence while we were down is not their fault.
+        await self.db.write(self.datanodes.touch_all)
+        self._background = asyncio.create_task(self._background_loop(), name="namenode-background")
+
+    async def stop(self) -> None:
+        if self._background is not None:
+            self._background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._background
+
+    async def _background_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.replication_interval_s)
+            try:
+                await self.db.write(self.background_pass)
+            except Exception:
+                log.exception("background pass failed")
+
+    def background_pass(self, session: Session) -> None:
+        """Liveness, lease recovery and one replication pass, as one transaction."""
+        self.datanodes.mark_dead_nodes(session)
+        for inode_id in self.leases.hard_expired(session):
+            self.blocks.recover_file(session, inode_id)
+        self.replication.run_once(session)
+
+    # --- namespace -------------------------------------------------------------------------
+
+    async def stat(self, path: str) -> FileStatus:
+        paths.validate_path(path)
+        return await self.db.read(partial(self.namespace.stat, path=path))
+
+    async def list_dir(self, path: str, start_after: str, limit: int) -> DirectoryListing:
+        paths.validate_path(path)
+        return await self.db.read(partial(self.namespace.list_dir, path=path, start_after=start_after, limit=limit))
+
+    async def locations(self, path: str, offset: int, length: int | None) -> LocatedBlocks:
+        paths.validate_path(path)
+        return await self.db.read(partial(self.locator.locations, path=path, offset=offset, length=length))
+
+    async def mkdirs(self, request: MkdirsRequest, user: str) -> FileStatus:
+        return await self.db.write(partial(self.namespace.mkdirs, request=request, user=user))
+
+    async def create(self, request: CreateRequest, user: str) -> FileStatus:
+        return await self.db.write(partial(self.namespace.create, request=request, user=user))
+
+    async def rename(self, request: RenameRequest) -> FileStatus:
+        return await self.db.write(partial(self.namespace.rename, request=request))
+
+    async def delete(self, request: DeleteRequest) -> DeleteResponse:
+        return await self.db.write(partial(self.namespace.delete, request=request))
+
+    async def set_replication(self, request: SetReplicationRequest) -> FileStatus:
+        return await self.db.write(partial(self.namespace.set_replication, request=request))
+
+    # --- writing files ---------------------------------------------------------------------
+
+    async def add_block(self, request: AddBlockRequest) -> LocatedBlock:
+        return await self.db.write(partial(self.blocks.add_block, request=request))
+
+    async def abandon_block(self, request: AbandonBlockRequest) -> None:
+        await self.db.write(partial(self.blocks.abandon_block, request=request))
+
+    async def recover_pipeline(self, request: RecoverPipelineRequest) -> LocatedBlock:
+        return await self.db.write(partial(self.blocks.recover_pipeline, request=request))
+
+    async def complete(self, request: CompleteRequest) -> CompleteResponse:
+        return await self.db.write(partial(self.blocks.complete, request=request))
+
+    async def renew_lease(self, client_name: str) -> None:
+        await self.db.write(partial(self.leases.renew, holder=client_name))
+
+    async def report_bad_blocks(self, request: ReportBadBlocksRequest) -> None:
+        await self.db.write(partial(self.blocks.report_bad_blocks, request=request))
+
+    # --- DataNodes -------------------------------------------------------------------------
+
+    async def register(self, request: RegisterRequest) -> RegisterResponse:
+        return await self.db.write(partial(self.datanodes.register, request=request, cluster_id=self.cluster_id))
+
+    async def heartbeat(self, request: HeartbeatRequest) -> HeartbeatResponse:
+        return await self.db.write(partial(self.datanodes.heartbeat, request=request))
+
+    async def block_report(self, request: BlockReportRequest) -> None:
+        await self.db.write(partial(self.reports.full_report, request=request))
+
+    async def incremental_report(self, request: IncrementalReportRequest) -> None:
+        await self.db.write(partial(self.reports.incremental_report, request=request))
+
+    # --- cluster ---------------------------------------------------------------------------
+
+    def info(self) -> ClusterInfo:
+        s = self.settings
+        return ClusterInfo(
+            cluster_id=self.cluster_id,
+            version=SOFTWARE_VERSION,
+            default_block_size=s.default_block_size,
+            default_replication=s.default_replication,
+            max_replication=s.max_replication,
+            min_block_size=s.min_block_size,
+            bytes_per_checksum=s.bytes_per_checksum,
+            lease_soft_limit_s=s.lease_soft_limit_s,
+        )
+
+    async def report(self) -> ClusterReport:
+        return await self.db.read(self._report)
+
+    def _report(self, session: Session) -> ClusterReport:
+        nodes = self.datanodes.describe(session)
+        live = [node for node in nodes if node.state is not DatanodeState.DEAD]
+        files, directories = self.namespace.counts(session)
+        queued = (
+            session.execute(
+                select(ReplicationQueueEntry.block_id).where(
+                    ReplicationQueueEntry.priority <= PRIORITY_UNDER_REPLICATED
+                )
+            )
+            .scalars()
+            .all()
+        )
+        missing = self._count_missing(session, queued)
+        return ClusterReport(
+            cluster_id=self.cluster_id,
+            capacity=sum(node.capacity for node in live),
+            used=sum(node.used for node in live),
+            remaining=sum(node.remaining for node in live),
+            files=files,
+            directories=directories,
+            blocks=session.scalar(select(func.count()).select_from(Block)) or 0,
+            under_replicated=len(queued) - missing,
+            corrupt_replicas=session.scalar(
+                select(func.count()).select_from(Replica).where(Replica.state == REPLICA_CORRUPT)
+            )
+            or 0,
+            missing_blocks=missing,
+            pending_deletions=session.scalar(select(func.count()).select_from(Invalidation)) or 0,
+            live_datanodes=len(live),
+            dead_datanodes=len(nodes) - len(live),
+            datanodes=nodes,
+        )
+
+    def _count_missing(self, session: Session, block_ids: list[int]) -> int:
+        missing = 0
+        for start in range(0, len(block_ids), 1000):
+            blocks = session.scalars(select(Block).where(Block.id.in_(block_ids[start : start + 1000]))).all()
+            counts = self.blocks.good_replica_counts(session, blocks)
+            missing += sum(1 for count in counts.values() if count == 0)
+        return missing
