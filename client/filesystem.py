@@ -24,6 +24,7 @@ from client.protocol.client_namenode import (
     ClusterReport,
     DeleteResponse,
     FileStatus,
+    LocatedBlocks,
 )
 from client.protocol.errors import DfsError, DfsFileNotFoundError, DfsIsADirectoryError
 from client.transport import make_http_client
@@ -147,6 +148,10 @@ class AsyncDFSClient:
 
     async def report(self) -> ClusterReport:
         return await self.rpc.cluster_report()
+
+    async def block_locations(self, path: str, offset: int = 0, length: int | None = None) -> LocatedBlocks:
+        """The blocks of a file covering a byte range, with the DataNodes holding each."""
+        return await self.rpc.locations(paths.validate_path(path), offset, length)
 
     # --- files -----------------------------------------------------------------------------
 

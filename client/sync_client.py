@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, TypeVar
 from client.file_reader import DfsInputStream
 from client.file_writer import DfsOutputStream
 from client.filesystem import AsyncDFSClient, ProgressCallback
-from client.protocol.client_namenode import ClusterInfo, ClusterReport, DeleteResponse, FileStatus
+from client.protocol.client_namenode import ClusterInfo, ClusterReport, DeleteResponse, FileStatus, LocatedBlocks
 from client.protocol.errors import NotSupportedError
 
 T = TypeVar("T")
@@ -114,6 +114,9 @@ class DFSClient:
 
     def report(self) -> ClusterReport:
         return self._run(self.aio.report())
+
+    def block_locations(self, path: str, offset: int = 0, length: int | None = None) -> LocatedBlocks:
+        return self._run(self.aio.block_locations(path, offset, length))
 
     # --- data ------------------------------------------------------------------------------
 

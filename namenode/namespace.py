@@ -292,4 +292,11 @@ def _flush_unique(session: Session, path: str) -> None:
     try:
         session.flush()
     except IntegrityError as exc:
+        if not _is_unique_violation(exc):
+            raise
         raise DfsFileExistsError(f"{path} was created concurrently", path=path) from exc
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    """PostgreSQL reports SQLSTATE 23505; SQLite says so in its message."""
+    return getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(exc.orig)

@@ -58,19 +58,21 @@ def format_namespace(
     now = time.time()
     session.add(ClusterRow(id=1, cluster_id=cluster_id, created_at=now))
     now_ms = int(now * 1000)
-    session.add(
-        Inode(
-            id=ROOT_INODE_ID,
-            parent_id=None,
-            name="",
-            is_dir=True,
-            mode=0o755,
-            owner=owner or _current_user(),
-            group=group,
-            mtime=now_ms,
-            atime=now_ms,
-        )
+    # No explicit id: PostgreSQL sequences do not advance past explicitly inserted ids.
+    root = Inode(
+        parent_id=None,
+        name="",
+        is_dir=True,
+        mode=0o755,
+        owner=owner or _current_user(),
+        group=group,
+        mtime=now_ms,
+        atime=now_ms,
     )
+    session.add(root)
+    session.flush()
+    if root.id != ROOT_INODE_ID:
+        raise RuntimeError(f"root inode got id {root.id}, expected {ROOT_INODE_ID}: the schema is not empty")
     return cluster_id
 
 

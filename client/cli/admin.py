@@ -1,0 +1,51 @@
+"""Administration commands: `dfs report` (like `hdfs dfsadmin -report`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from client.cli.context import get_context
+from client.cli.output import human_size, print_json
+from client.protocol.client_namenode import ClusterReport
+
+app = typer.Typer()
+
+
+@app.command("report")
+def report(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Cluster capacity, block health and every DataNode."""
+    with get_context(ctx).client() as fs:
+        summary = fs.report()
+    if as_json:
+        print_json(summary)
+        return
+    _print_report(summary)
+
+
+def _print_report(summary: ClusterReport) -> None:
+    used_pct = 100 * summary.used / summary.capacity if summary.capacity else 0.0
+    lines = [
+        f"Cluster {summary.cluster_id}",
+        f"Capacity: {human_size(summary.capacity)}   Used: {human_size(summary.used)} ({used_pct:.1f}%)   "
+        f"Remaining: {human_size(summary.remaining)}",
+        f"Files: {summary.files}   Directories: {summary.directories}   Blocks: {summary.blocks}",
+        f"Under-replicated blocks: {summary.under_replicated}   Missing blocks: {summary.missing_blocks}   "
+        f"Corrupt replicas: {summary.corrupt_replicas}   Pending deletions: {summary.pending_deletions}",
+        f"DataNodes: {summary.live_datanodes} live, {summary.dead_datanodes} dead",
+        "",
+    ]
+    for node in summary.datanodes:
+        node_pct = 100 * node.used / node.capacity if node.capacity else 0.0
+        lines += [
+            f"{node.id}  {node.state.value.upper()}",
+            f"    url {node.url}   rack {node.rack}   admin {node.admin_state}",
+            f"    used {human_size(node.used)} of {human_size(node.capacity)} ({node_pct:.1f}%)   "
+            f"remaining {human_size(node.remaining)}   blocks {node.blocks}   transfers {node.active_transfers}   "
+            f"last heartbeat {node.last_heartbeat_age_s:.1f}s ago",
+        ]
+    print("\n".join(lines))

@@ -1,0 +1,269 @@
+"""File commands of the shell, modelled on `hdfs dfs`: ls, mkdir, put, get, cat, rm, mv, stat, setrep."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from client.cli.context import get_context, remote_path
+from client.cli.output import human_size, mode_string, print_json, stderr, timestamp
+from client.protocol import paths
+from client.protocol.client_namenode import FileStatus
+from client.protocol.errors import DfsFileNotFoundError, DfsTimeoutError, InvalidArgumentError
+from client.sync_client import DFSClient
+
+app = typer.Typer()
+
+#: Files at least this big get a progress bar (on a terminal).
+PROGRESS_MIN_BYTES = 16 * 1024 * 1024
+
+
+def _long_line(status: FileStatus) -> str:
+    replication = "-" if status.is_dir else str(status.replication)
+    return (
+        f"{mode_string(status)} {replication:>3} {status.owner:<10} {status.group:<12} "
+        f"{status.length:>14} {timestamp(status.mtime)} {status.path}"
+    )
+
+
+@app.command("ls")
+def ls(
+    ctx: typer.Context,
+    targets: Annotated[list[str] | None, typer.Argument(metavar="PATH...", help="Paths to list (default /).")] = None,
+    long: Annotated[bool, typer.Option("-l", help="Long format: mode, replication, owner, size, time.")] = False,
+    recursive: Annotated[bool, typer.Option("-R", help="List subdirectories recursively.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print entries as JSON.")] = False,
+) -> None:
+    """List directories (or show files)."""
+    with get_context(ctx).client() as fs:
+        entries: list[FileStatus] = []
+        for target in targets or ["/"]:
+            path = remote_path(target)
+            entries.extend(fs.walk(path) if recursive else fs.list(path))
+    if as_json:
+        print_json(entries)
+        return
+    for entry in entries:
+        print(_long_line(entry) if long else entry.path)
+
+
+@app.command("mkdir")
+def mkdir(
+    ctx: typer.Context,
+    targets: Annotated[list[str], typer.Argument(metavar="PATH...")],
+    parents: Annotated[bool, typer.Option("-p", help="Create missing parents; no error if it exists.")] = False,
+) -> None:
+    """Create directories."""
+    with get_context(ctx).client() as fs:
+        for target in targets:
+            fs.mkdirs(remote_path(target), parents=parents)
+
+
+@contextmanager
+def _progress(total: int, label: str) -> Iterator[Progress | None]:
+    if total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=stderr,
+        transient=True,
+    ) as progress:
+        progress.add_task(label, total=total)
+        yield progress
+
+
+def _advance(progress: Progress | None) -> object:
+    if progress is None:
+        return None
+    task = progress.task_ids[0]
+    return lambda n: progress.advance(task, n)
+
+
+def _put_one(
+    fs: DFSClient, local: Path, remote: str, overwrite: bool, replication: int | None, block_size: int | None
+) -> None:
+    if local.is_dir():
+        fs.mkdirs(remote)
+        for child in sorted(local.iterdir()):
+            _put_one(fs, child, paths.join(remote, child.name), overwrite, replication, block_size)
+        return
+    with _progress(local.stat().st_size, f"put {local.name}") as progress:
+        fs.put(
+            local,
+            remote,
+            overwrite=overwrite,
+            replication=replication,
+            block_size=block_size,
+            progress=_advance(progress),
+        )  # type: ignore[arg-type]
+
+
+@app.command("put")
+def put(
+    ctx: typer.Context,
+    items: Annotated[list[str], typer.Argument(metavar="LOCAL... REMOTE")],
+    force: Annotated[bool, typer.Option("-f", help="Overwrite existing files.")] = False,
+    replication: Annotated[int | None, typer.Option("--replication", "-r", help="Replicas per block.")] = None,
+    block_size: Annotated[int | None, typer.Option("--block-size", help="Block size in bytes.")] = None,
+) -> None:
+    """Upload local files or directories. REMOTE is a directory if it exists as one or several LOCALs are given."""
+    if len(items) < 2:
+        raise InvalidArgumentError("put needs at least one LOCAL and a REMOTE")
+    *sources, target = items
+    destination = remote_path(target)
+    with get_context(ctx).client() as fs:
+        into_dir = len(sources) > 1 or _is_dir(fs, destination)
+        for source in sources:
+            local = Path(source)
+            if not local.exists():
+                raise FileNotFoundError(f"{source}: no such local file or directory")
+            remote = paths.join(destination, local.resolve().name) if into_dir else destination
+            _put_one(fs, local, remote, force, replication, block_size)
+
+
+def _is_dir(fs: DFSClient, path: str) -> bool:
+    try:
+        return fs.status(path).is_dir
+    except DfsFileNotFoundError:
+        return False
+
+
+def _get_one(fs: DFSClient, status: FileStatus, local: Path) -> None:
+    if status.is_dir:
+        local.mkdir(parents=True, exist_ok=True)
+        for child in fs.list(status.path):
+            _get_one(fs, child, local / child.name)
+        return
+    partial = local.with_name(f".{local.name}.dfs-partial")
+    with _progress(status.length, f"get {status.name}") as progress:
+        try:
+            fs.get(status.path, partial, progress=_advance(progress))  # type: ignore[arg-type]
+            partial.replace(local)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
+@app.command("get")
+def get(
+    ctx: typer.Context,
+    source: Annotated[str, typer.Argument(metavar="REMOTE")],
+    target: Annotated[str, typer.Argument(metavar="LOCAL")] = ".",
+) -> None:
+    """Download a file or directory. LOCAL may be an existing directory."""
+    with get_context(ctx).client() as fs:
+        status = fs.status(remote_path(source))
+        local = Path(target)
+        if local.is_dir():
+            local = local / (status.name or "root")
+        _get_one(fs, status, local)
+
+
+@app.command("cat")
+def cat(ctx: typer.Context, targets: Annotated[list[str], typer.Argument(metavar="PATH...")]) -> None:
+    """Write files to standard output."""
+    out = sys.stdout.buffer
+    with get_context(ctx).client() as fs:
+        for target in targets:
+            fs.get(remote_path(target), out)
+    out.flush()
+
+
+@app.command("rm")
+def rm(
+    ctx: typer.Context,
+    targets: Annotated[list[str], typer.Argument(metavar="PATH...")],
+    recursive: Annotated[bool, typer.Option("-r", "-R", help="Delete directories and their contents.")] = False,
+    force: Annotated[bool, typer.Option("-f", help="No error if a path does not exist.")] = False,
+) -> None:
+    """Delete files and directories."""
+    with get_context(ctx).client() as fs:
+        for target in targets:
+            try:
+                fs.delete(remote_path(target), recursive=recursive)
+            except DfsFileNotFoundError:
+                if not force:
+                    raise
+
+
+@app.command("mv")
+def mv(ctx: typer.Context, items: Annotated[list[str], typer.Argument(metavar="SRC... DST")]) -> None:
+    """Move (rename) files or directories; into DST if it is an existing directory."""
+    if len(items) < 2:
+        raise InvalidArgumentError("mv needs a SRC and a DST")
+    *sources, target = items
+    destination = remote_path(target)
+    with get_context(ctx).client() as fs:
+        into_dir = len(sources) > 1 or _is_dir(fs, destination)
+        for source in sources:
+            src = remote_path(source)
+            fs.rename(src, paths.join(destination, paths.basename(src)) if into_dir else destination)
+
+
+@app.command("stat")
+def stat(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(metavar="PATH")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Show a file's or directory's metadata."""
+    with get_context(ctx).client() as fs:
+        status = fs.status(remote_path(target))
+    if as_json:
+        print_json(status)
+        return
+    rows = [
+        ("path", status.path),
+        ("type", status.type.value),
+        ("size", f"{status.length} ({human_size(status.length)})"),
+        ("mode", f"{mode_string(status)} ({status.mode:04o})"),
+        ("owner", status.owner),
+        ("group", status.group),
+        ("modified", timestamp(status.mtime)),
+    ]
+    if not status.is_dir:
+        rows += [
+            ("replication", str(status.replication)),
+            ("block size", f"{status.block_size} ({human_size(status.block_size)})"),
+            ("under construction", "yes" if status.under_construction else "no"),
+        ]
+    for name, value in rows:
+        print(f"{name + ':':<20}{value}")
+
+
+@app.command("setrep")
+def setrep(
+    ctx: typer.Context,
+    replication: Annotated[int, typer.Argument(metavar="N", min=1)],
+    target: Annotated[str, typer.Argument(metavar="PATH")],
+    wait: Annotated[bool, typer.Option("-w", help="Wait until every block has N replicas.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with -w.")] = 600.0,
+) -> None:
+    """Change the replication factor of a file (re-replication or trimming follows)."""
+    with get_context(ctx).client() as fs:
+        path = remote_path(target)
+        fs.set_replication(path, replication)
+        print(f"Replication {replication} set: {path}")
+        if wait:
+            _wait_for_replication(fs, path, replication, timeout)
+
+
+def _wait_for_replication(fs: DFSClient, path: str, replication: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        located = fs.block_locations(path)
+        if all(len(block.locations) == replication for block in located.blocks):
+            return
+        if time.monotonic() > deadline:
+            raise DfsTimeoutError(f"{path} did not reach replication {replication} within {timeout:.0f}s")
+        time.sleep(0.5)

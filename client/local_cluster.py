@@ -1,0 +1,234 @@
+"""Starting a whole cluster on this machine as child processes (`dfs cluster up`, the test MiniCluster).
+
+Servers are started as ``python -m namenode`` / ``python -m datanode`` (this package never
+imports server code). Each writes its base URL to a port file once it is ready, which
+is how we learn ports picked by the kernel (port 0) without races. A node restarted
+after a kill comes back on the same port, as a real restarted daemon would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from client.protocol.client_namenode import ClusterReport, DatanodeState, Routes
+
+START_TIMEOUT_S = 60.0
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll `condition` until true; TimeoutError naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+@dataclass
+class NodeProcess:
+    """One server process: how to start it, where it logs, where it says it is ready."""
+
+    name: str
+    module: str
+    args: list[str]
+    port_file: Path
+    log_path: Path
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def spawn(self) -> None:
+        """Start the process (returns at once; `wait_ready` waits for it to listen)."""
+        if self.alive:
+            raise RuntimeError(f"{self.name} is already running")
+        self.port_file.unlink(missing_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            self.module,
+            "--port",
+            str(self.port),
+            "--port-file",
+            str(self.port_file),
+            *self.args,
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> str:
+        """Block until the port file appears; RuntimeError with the log's tail if the process died."""
+        deadline = time.monotonic() + timeout
+        while not self.port_file.exists():
+            if not self.alive:
+                raise RuntimeError(f"{self.name} exited during start-up:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s:\n{self.log_tail()}")
+            time.sleep(0.02)
+        self.url = self.port_file.read_text().strip()
+        self.port = int(self.url.rsplit(":", 1)[1])
+        return self.url
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> str:
+        self.spawn()
+        return self.wait_ready(timeout)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM, then SIGKILL if it does not exit in time."""
+        if self.process is None:
+            return
+        if self.alive:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process.wait()
+
+    def kill(self) -> None:
+        """kill -9: no clean-up of any kind, as in a crash."""
+        if self.alive:
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait()
+
+    def pause(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+class LocalCluster:
+    """A NameNode and DataNodes as child processes under one base directory."""
+
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        datanodes: int = 3,
+        namenode_port: int = 0,
+        host: str = "127.0.0.1",
+        db_url: str | None = None,
+        namenode_args: Sequence[str] = (),
+        datanode_args: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.base_dir = base_dir
+        self.host = host
+        self.datanode_args = list(datanode_args)
+        self.env = dict(env or {})
+        args = ["--host", host, "--data-dir", str(base_dir / "namenode"), *namenode_args]
+        if db_url:
+            args += ["--db", db_url]
+        self.namenode = NodeProcess(
+            "namenode",
+            "namenode",
+            args,
+            base_dir / "run" / "namenode.url",
+            base_dir / "logs" / "namenode.log",
+            port=namenode_port,
+            env=self.env,
+        )
+        self.datanodes: list[NodeProcess] = []
+        self._initial_datanodes = datanodes
+
+    @property
+    def url(self) -> str:
+        assert self.namenode.url is not None, "cluster not started"
+        return self.namenode.url
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> None:
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        self.namenode.start(timeout)
+        for _ in range(self._initial_datanodes):
+            self.add_datanode(wait=False)
+        for node in self.datanodes:
+            node.wait_ready(timeout)
+        self.wait_for_live_datanodes(len(self.datanodes), timeout)
+
+    def add_datanode(self, *, wait: bool = True, extra_args: Sequence[str] = ()) -> NodeProcess:
+        number = len(self.datanodes) + 1
+        args = [
+            "--host",
+            self.host,
+            "--data-dir",
+            str(self.base_dir / f"datanode{number}"),
+            "--namenode",
+            self.url,
+            *self.datanode_args,
+            *extra_args,
+        ]
+        node = NodeProcess(
+            f"datanode{number}",
+            "datanode",
+            args,
+            self.base_dir / "run" / f"datanode{number}.url",
+            self.base_dir / "logs" / f"datanode{number}.log",
+            env=self.env,
+        )
+        self.datanodes.append(node)
+        node.spawn()
+        if wait:
+            node.wait_ready()
+            self.wait_for_live_datanodes(sum(1 for n in self.datanodes if n.alive))
+        return node
+
+    def stop(self) -> None:
+        for node in [*self.datanodes, self.namenode]:
+            with contextlib.suppress(Exception):
+                node.stop()
+
+    def report(self) -> ClusterReport:
+        response = httpx.get(self.url + Routes.CLUSTER_REPORT, timeout=10.0)
+        response.raise_for_status()
+        return ClusterReport.model_validate_json(response.content)
+
+    def live_datanode_ids(self) -> set[str]:
+        return {n.id for n in self.report().datanodes if n.state is DatanodeState.LIVE}
+
+    def wait_for_live_datanodes(self, count: int, timeout: float = START_TIMEOUT_S) -> None:
+        wait_until(lambda: len(self.live_datanode_ids()) >= count, timeout, f"{count} live DataNodes")
+
+    def datanode_info(self, node: NodeProcess) -> dict[str, Any]:
+        assert node.url is not None
+        response = httpx.get(node.url + "/v1/info", timeout=10.0)
+        response.raise_for_status()
+        result: dict[str, Any] = response.json()
+        return result

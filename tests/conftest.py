@@ -1,0 +1,96 @@
+"""Shared fixtures: one MiniCluster per metadata backend for the whole session.
+
+PostgreSQL runs when DFS_TEST_POSTGRES_URL names a server we may create databases on
+(`.ci/run` starts one); each cluster gets a fresh database, dropped afterwards. With
+DFS_REQUIRE_POSTGRES=1 a missing server is an error, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from tests.minicluster import MiniCluster
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def postgres_admin_url() -> str | None:
+    url = os.environ.get("DFS_TEST_POSTGRES_URL")
+    if not url and os.environ.get("DFS_REQUIRE_POSTGRES") == "1":
+        raise RuntimeError("DFS_REQUIRE_POSTGRES=1 but DFS_TEST_POSTGRES_URL is not set")
+    return url
+
+
+class PostgresDatabase:
+    """A throw-away database on the test PostgreSQL server."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        self.name = f"dfs_test_{uuid.uuid4().hex[:12]}"
+        with self.admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{self.name}"'))
+        self.url = make_url(admin_url).set(database=self.name).render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        with self.admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
+    """None for the embedded SQLite default, else the URL of a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield None
+        return
+    admin = postgres_admin_url()
+    if admin is None:
+        pytest.skip("no PostgreSQL server (set DFS_TEST_POSTGRES_URL)")
+    database = PostgresDatabase(admin)
+    try:
+        yield database.url
+    finally:
+        database.drop()
+
+
+@pytest.fixture(scope="session")
+def cluster(db_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MiniCluster]:
+    base = tmp_path_factory.mktemp("minicluster")
+    mini = MiniCluster(base, datanodes=4, db_url=db_url)
+    try:
+        mini.start()
+        yield mini
+    finally:
+        mini.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture()
+def healthy_cluster(cluster: MiniCluster) -> Iterator[MiniCluster]:
+    """The shared cluster, healed before and after a test that may break it."""
+    cluster.heal()
+    yield cluster
+    cluster.heal()
+
+
+@pytest.fixture()
+def remote_dir(cluster: MiniCluster, request: pytest.FixtureRequest) -> str:
+    """A fresh directory in the cluster's namespace for one test."""
+    name = "".join(ch if ch.isalnum() else "_" for ch in request.node.name)[:80]
+    path = f"/t/{name}_{uuid.uuid4().hex[:6]}"
+    with cluster.client() as fs:
+        fs.mkdirs(path)
+    return path
+
+
+@pytest.fixture()
+def local_tmp(tmp_path: Path) -> Path:
+    return tmp_path
