@@ -135,8 +135,14 @@ class Namespace:
         block_size = request.block_size or self.settings.default_block_size
         replication = request.replication or self.settings.default_replication
         self._check_file_params(block_size, replication, request.path)
-        if request.create_parents and paths.parent(request.path) != paths.ROOT:
-            self.mkdirs(session, MkdirsRequest(path=paths.parent(request.path), parents=True), user)
+        parent_path = paths.parent(request.path)
+        if request.create_parents and parent_path != paths.ROOT:
+            try:
+                self.mkdirs(session, MkdirsRequest(path=parent_path, parents=True), user)
+            except DfsFileExistsError:
+                raise DfsNotADirectoryError(
+                    f"Parent path is not a directory: {parent_path}", path=request.path
+                ) from None
         parent, name = resolve_parent(session, request.path)
         existing = lookup_child(session, parent.id, name)
         if existing is not None:

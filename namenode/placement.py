@@ -58,7 +58,7 @@ def choose_targets(
     candidates = eligible(nodes, exclude or set(), block_size)
     (rng or random).shuffle(candidates)
     candidates.sort(key=lambda n: (n.active_transfers, int(n.used_fraction * USAGE_BUCKETS)))
-    return candidates[:count]
+    return candidates[: max(count, 0)]
 
 
 def choose_excess(replica_nodes: Sequence[NodeLoad], keep: int) -> list[NodeLoad]:

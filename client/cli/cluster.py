@@ -17,7 +17,7 @@ from client.local_cluster import LocalCluster
 app = typer.Typer(help="Run a local cluster.")
 
 
-class _Stop(Exception):
+class _Stop(Exception):  # noqa: N818 - a signal, not an error
     pass
 
 

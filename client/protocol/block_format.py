@@ -13,6 +13,7 @@ meta file at 0.012% of the data while a small random read verifies at most 128 K
 
 from __future__ import annotations
 
+import re
 import struct
 from enum import IntEnum
 from typing import NamedTuple
@@ -148,15 +149,19 @@ def meta_file_name(block_id: int, gen_stamp: int) -> str:
     return f"{BLOCK_FILE_PREFIX}{block_id}_{gen_stamp}{META_SUFFIX}"
 
 
+_META_NAME = re.compile(r"blk_([1-9][0-9]*)_([1-9][0-9]*)\.meta")
+
+
 def parse_meta_file_name(name: str) -> tuple[int, int] | None:
-    """(block id, generation stamp) from a meta file name, or None if it is not one."""
-    if not (name.startswith(BLOCK_FILE_PREFIX) and name.endswith(META_SUFFIX)):
+    """(block id, generation stamp) from a meta file name, or None if it is not exactly one.
+
+    Only the canonical form `meta_file_name` produces is accepted (ASCII digits, no
+    leading zeros), so no other name can alias a replica.
+    """
+    match = _META_NAME.fullmatch(name)
+    if match is None:
         return None
-    core = name[len(BLOCK_FILE_PREFIX) : -len(META_SUFFIX)]
-    block_text, sep, gen_text = core.partition("_")
-    if not sep or not block_text.isdigit() or not gen_text.isdigit():
-        return None
-    return int(block_text), int(gen_text)
+    return int(match.group(1)), int(match.group(2))
 
 
 def finalized_subdir(block_id: int) -> str:

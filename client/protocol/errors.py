@@ -77,6 +77,11 @@ class DfsError(OSError):
             return self.message
         return f"{self.message}: {self.path}"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # OSError would rebuild us from (errno, strerror); rebuild from our own arguments so
+        # errors survive pickling (multiprocessing, dask workers).
+        return (_rebuild, (type(self), self.message, self.path))
+
     def to_body(self) -> ErrorBody:
         """The wire representation of this error."""
         return ErrorBody(code=self.code, errno=self.errno_value, message=self.message, path=self.path)
@@ -330,6 +335,10 @@ ERROR_CLASSES: dict[ErrorCode, type[DfsError]] = {
         InternalError,
     )
 }
+
+
+def _rebuild(cls: type[DfsError], message: str, path: str | None) -> DfsError:
+    return cls(message, path=path)
 
 
 def error_from_body(body: ErrorBody) -> DfsError:

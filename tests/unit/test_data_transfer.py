@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import struct
@@ -34,7 +35,7 @@ def split_at(stream: bytes, cuts: Iterable[int]) -> list[bytes]:
     """`stream` cut at the given positions (duplicates and out-of-range cuts are ignored)."""
     points = sorted({cut for cut in cuts if 0 < cut < len(stream)})
     bounds = [0, *points, len(stream)]
-    return [stream[start:end] for start, end in zip(bounds, bounds[1:], strict=False)]
+    return [stream[start:end] for start, end in itertools.pairwise(bounds)]
 
 
 def decode_all(decoder: dt.PacketDecoder, pieces: Iterable[bytes | bytearray | memoryview]) -> list[dt.Packet]:

@@ -174,11 +174,6 @@ def test_count_zero_gives_no_targets() -> None:
     assert placement.choose_targets([node("a"), node("b")], 0, block_size=BLOCK) == []
 
 
-@pytest.mark.xfail(
-    reason="choose_targets slices candidates[:count], so a negative count returns all but |count| nodes "
-    "instead of none (callers currently guard with count > 0)",
-    strict=True,
-)
 def test_negative_count_gives_no_targets() -> None:
     nodes = [node(f"dn{i}") for i in range(4)]
     assert placement.choose_targets(nodes, -1, block_size=BLOCK, rng=random.Random(0)) == []

@@ -1,0 +1,120 @@
+"""Writers under failure: a DataNode killed mid-pipeline, a writer killed holding its lease."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from client import AsyncDFSClient
+from client.protocol.client_namenode import Routes
+from tests.minicluster import MiniCluster, wait_until
+
+pytestmark = pytest.mark.cluster
+
+BLOCK = 1024 * 1024
+SEGMENT = 256 * 1024
+
+
+@pytest.mark.parametrize("position", [0, 1, 2], ids=["first", "middle", "last"])
+def test_write_survives_a_pipeline_node_killed_mid_block(
+    healthy_cluster: MiniCluster, remote_dir: str, position: int
+) -> None:
+    cluster = healthy_cluster
+    path = f"{remote_dir}/pipelined"
+    data = os.urandom(4 * BLOCK + 4321)
+    half = BLOCK + BLOCK // 2
+
+    async def scenario() -> None:
+        async with AsyncDFSClient(cluster.url, segment_size=SEGMENT) as fs:
+            stream = await fs.create(path, block_size=BLOCK, replication=3)
+            await stream.write(data[:half])
+            block = stream._block  # the block being written right now
+            assert block is not None and len(block.locations) == 3
+            victim = cluster.node_by_id(block.locations[position].id)
+            await asyncio.get_running_loop().run_in_executor(None, cluster.kill_datanode, victim)
+            await stream.write(data[half:])
+            await stream.close()
+
+    asyncio.run(scenario())
+    with cluster.client() as fs:
+        assert fs.read_bytes(path) == data
+        assert fs.status(path).length == len(data)
+        # Nothing is lost and the NameNode brings every block back to 3 replicas on the live nodes.
+        wait_until(
+            lambda: all(len(b.locations) == 3 for b in fs.block_locations(path).blocks),
+            timeout=60,
+            what="replication back to 3",
+        )
+
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, os, sys
+    from client import AsyncDFSClient
+
+    async def main():
+        fs = AsyncDFSClient(sys.argv[1], segment_size=256 * 1024)
+        stream = await fs.create(sys.argv[2], block_size=1024 * 1024)
+        data = bytes(range(256)) * 4096 * 2  # 2 MiB, deterministic
+        await stream.write(data[: 1024 * 1024])  # exactly one block: its final segment ships
+        await stream._wait_inflight()  # ... and is acknowledged: finalised on every pipeline node
+        await stream.write(data[1024 * 1024 : 1024 * 1024 + 300 * 1024])  # never acknowledged
+        print("written", flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_lease_recovery_after_writer_is_killed(healthy_cluster: MiniCluster, remote_dir: str) -> None:
+    cluster = healthy_cluster
+    path = f"{remote_dir}/orphan"
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, cluster.url, path], stdout=subprocess.PIPE)
+    try:
+        assert writer.stdout is not None
+        assert writer.stdout.readline().strip() == b"written"
+    finally:
+        writer.kill()
+        writer.wait()
+    with cluster.client() as fs:
+        assert fs.status(path).under_construction
+        # Past the hard limit the NameNode closes the file at its last finished block.
+        wait_until(lambda: not fs.status(path).under_construction, timeout=60, what="lease recovery")
+        expected = (bytes(range(256)) * 4096 * 2)[:BLOCK]
+        assert fs.status(path).length == BLOCK
+        assert fs.read_bytes(path) == expected
+        fs.write_bytes(path, b"new life", overwrite=True)  # and the file can be written again
+        assert fs.read_bytes(path) == b"new life"
+
+
+def test_another_writer_takes_over_after_the_soft_limit(cluster: MiniCluster, remote_dir: str) -> None:
+    import httpx
+
+    path = f"{remote_dir}/abandoned"
+    with httpx.Client(base_url=cluster.url) as api:
+        first = api.post(Routes.CREATE, json={"path": path, "client_name": "gone-client"})
+        assert first.status_code == 200
+        refused = api.post(Routes.CREATE, json={"path": path, "client_name": "new-client", "overwrite": True})
+        assert refused.status_code == 409 and refused.json()["code"] == "LEASE_CONFLICT"
+    with cluster.client() as fs:
+        # The soft limit is 3 s in the MiniCluster: after it, overwriting recovers the file first.
+        wait_until(lambda: _try_overwrite(fs, path), timeout=30, what="soft-limit takeover")
+        assert fs.read_bytes(path) == b"mine now"
+
+
+def _try_overwrite(fs: object, path: str) -> bool:
+    from client import DFSClient
+    from client.protocol.errors import LeaseConflictError
+
+    assert isinstance(fs, DFSClient)
+    try:
+        fs.write_bytes(path, b"mine now", overwrite=True)
+    except LeaseConflictError:
+        return False
+    return True
