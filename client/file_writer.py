@@ -55,11 +55,11 @@ class WriteOptions:
 @dataclass
 class _Segment:
     offset: int  # where it starts in its block
-    parts: list[bytes | memoryview]
+    parts: list[bytes]
     size: int
     final: bool
 
-    async def body(self) -> AsyncIterator[bytes | memoryview]:
+    async def body(self) -> AsyncIterator[bytes]:
         for part in self.parts:
             yield part
 
@@ -85,7 +85,7 @@ class DfsOutputStream:
         self._packet = bytearray()
         self._packet_offset = 0  # block offset of the packet being filled
         self._block_pos = 0  # bytes of the current block handed to write()
-        self._segment_parts: list[bytes | memoryview] = []
+        self._segment_parts: list[bytes] = []
         self._segment_offset = 0
         self._segment_size = 0
         self._block: LocatedBlock | None = None

@@ -161,9 +161,9 @@ class DFSClient:
     ) -> io.IOBase:
         """Open a file: "rb"/"r" to read (seekable), "wb"/"w" to (over)write, "xb"/"x" to create new."""
         kind = mode.replace("b", "").replace("t", "")
+        buffered: io.BufferedReader | io.BufferedWriter
         if kind == "r":
-            raw: io.RawIOBase = _RawReader(self, self._run(self.aio.open(path)))
-            buffered: io.IOBase = io.BufferedReader(raw, IO_BUFFER)
+            buffered = io.BufferedReader(_RawReader(self, self._run(self.aio.open(path))), IO_BUFFER)
         elif kind in ("w", "x"):
             stream = self._run(
                 self.aio.create(path, overwrite=kind == "w", replication=replication, block_size=block_size)
@@ -173,7 +173,7 @@ class DFSClient:
             raise NotSupportedError(f"mode {mode!r} is not supported (use r, w or x, with or without b)")
         if "b" in mode:
             return buffered
-        return io.TextIOWrapper(buffered, encoding=encoding or "utf-8")  # type: ignore[arg-type]
+        return io.TextIOWrapper(buffered, encoding=encoding or "utf-8")
 
 
 class _RawReader(io.RawIOBase):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import structlog
@@ -226,7 +226,7 @@ class NameNode:
             datanodes=nodes,
         )
 
-    def _count_missing(self, session: Session, block_ids: list[int]) -> int:
+    def _count_missing(self, session: Session, block_ids: Sequence[int]) -> int:
         missing = 0
         for start in range(0, len(block_ids), 1000):
             blocks = session.scalars(select(Block).where(Block.id.in_(block_ids[start : start + 1000]))).all()

@@ -8,6 +8,7 @@ replica files on disk, and heal the cluster between tests.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from client.local_cluster import LocalCluster, NodeProcess, wait_until
 from client.protocol.block_format import block_file_name
@@ -37,8 +38,8 @@ class MiniCluster(LocalCluster):
             base_dir, datanodes=datanodes, db_url=db_url, namenode_args=NAMENODE_ARGS, datanode_args=DATANODE_ARGS
         )
 
-    def client(self, **kwargs: object) -> DFSClient:
-        return DFSClient(self.url, **kwargs)  # type: ignore[arg-type]
+    def client(self, **kwargs: Any) -> DFSClient:
+        return DFSClient(self.url, **kwargs)
 
     # --- faults ----------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -83,7 +83,7 @@ def _progress(total: int, label: str) -> Iterator[Progress | None]:
         yield progress
 
 
-def _advance(progress: Progress | None) -> object:
+def _advance(progress: Progress | None) -> Callable[[int], None] | None:
     if progress is None:
         return None
     task = progress.task_ids[0]
@@ -106,7 +106,7 @@ def _put_one(
             replication=replication,
             block_size=block_size,
             progress=_advance(progress),
-        )  # type: ignore[arg-type]
+        )
 
 
 @app.command("put")
@@ -148,7 +148,7 @@ def _get_one(fs: DFSClient, status: FileStatus, local: Path) -> None:
     partial = local.with_name(f".{local.name}.dfs-partial")
     with _progress(status.length, f"get {status.name}") as progress:
         try:
-            fs.get(status.path, partial, progress=_advance(progress))  # type: ignore[arg-type]
+            fs.get(status.path, partial, progress=_advance(progress))
             partial.replace(local)
         finally:
             partial.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ import datetime
 import json
 import stat as stat_mod
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -36,10 +37,10 @@ def timestamp(milliseconds: int) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def print_json(value: BaseModel | list[BaseModel] | dict[str, Any]) -> None:
+def print_json(value: BaseModel | Sequence[BaseModel] | dict[str, Any]) -> None:
     if isinstance(value, BaseModel):
         payload: Any = value.model_dump(mode="json")
-    elif isinstance(value, list):
+    elif isinstance(value, Sequence):
         payload = [item.model_dump(mode="json") for item in value]
     else:
         payload = value

@@ -80,7 +80,7 @@ def read_cluster_id(session: Session) -> str:
     cluster_id = session.scalar(select(ClusterRow.cluster_id))
     if cluster_id is None:
         raise RuntimeError("the namespace is not formatted")
-    return cluster_id
+    return str(cluster_id)
 
 
 def _current_user() -> str:

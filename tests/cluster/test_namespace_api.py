@@ -118,7 +118,10 @@ def test_rename_rules(api: httpx.Client, remote_dir: str) -> None:
     make_file(api, f"{remote_dir}/f1")
     make_file(api, f"{remote_dir}/f2")
     make_file(api, f"{remote_dir}/d/sub/inner")
-    rename = lambda src, dst, **kw: post(api, Routes.RENAME, {"src": src, "dst": dst, **kw})  # noqa: E731
+
+    def rename(src: str, dst: str, **kw: Any) -> httpx.Response:
+        return post(api, Routes.RENAME, {"src": src, "dst": dst, **kw})
+
     assert_error(
         rename(f"{remote_dir}/d", f"{remote_dir}/d/sub/x"), 400, "INVALID_ARGUMENT", 22, mentions="under itself"
     )
@@ -157,7 +160,7 @@ def test_mkdir_semantics(api: httpx.Client, remote_dir: str) -> None:
 
 
 def test_listing_is_paged_in_name_order(api: httpx.Client, remote_dir: str) -> None:
-    names = sorted(f"n{i:03d}" for i in range(25)) + ["Zed", "ä-umlaut", "space name"]
+    names = [*sorted(f"n{i:03d}" for i in range(25)), "Zed", "ä-umlaut", "space name"]
     for name in names:
         post(api, Routes.MKDIRS, {"path": f"{remote_dir}/{name}"})
     seen: list[str] = []

@@ -234,11 +234,12 @@ def test_error_from_response_always_returns_a_dfs_error(status: int, payload: st
     assert isinstance(exc, OSError)
 
 
-@pytest.mark.parametrize("cls", sorted(ERROR_CLASSES.values(), key=lambda c: c.__name__))
-def test_errors_survive_pickling(cls: type[DfsError]) -> None:
+@pytest.mark.parametrize("code", list(ErrorCode))
+def test_errors_survive_pickling(code: ErrorCode) -> None:
     """Errors cross process boundaries (multiprocessing, dask) intact."""
     import pickle
 
+    cls = ERROR_CLASSES[code]
     original = cls("something broke", path="/a/b")
     copy = pickle.loads(pickle.dumps(original))
     assert type(copy) is cls
