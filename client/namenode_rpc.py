@@ -6,7 +6,7 @@ import asyncio
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from client.protocol.client_namenode import (
     DEFAULT_LIST_LIMIT,
@@ -34,13 +34,21 @@ from client.protocol.client_namenode import (
     SetReplicationRequest,
 )
 from client.protocol.common import HEADER_CLIENT_NAME, HEADER_USER, ExtendedBlock
-from client.protocol.errors import ProtocolError
+from client.protocol.errors import ProtocolError, invalid_argument
 from client.transport import error_from_transport, raise_for_error
 
 M = TypeVar("M", bound=BaseModel)
 
 #: A connection that was never established is always safe to retry, whatever the call.
 CONNECT_RETRIES = 3
+
+
+def _build(model: type[M], **fields: Any) -> M:
+    """A request model, or INVALID_ARGUMENT naming the bad field (before any round trip)."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise invalid_argument(exc) from None
 
 
 class NameNodeRPC:
@@ -100,13 +108,14 @@ class NameNodeRPC:
 
     async def mkdirs(self, path: str, mode: int = 0o755, parents: bool = True) -> FileStatus:
         return await self._call(
-            "POST", Routes.MKDIRS, FileStatus, body=MkdirsRequest(path=path, mode=mode, parents=parents)
+            "POST", Routes.MKDIRS, FileStatus, body=_build(MkdirsRequest, path=path, mode=mode, parents=parents)
         )
 
     async def create(
         self, path: str, *, overwrite: bool, replication: int | None, block_size: int | None, mode: int
     ) -> FileStatus:
-        request = CreateRequest(
+        request = _build(
+            CreateRequest,
             path=path,
             client_name=self.client_name,
             overwrite=overwrite,
@@ -118,12 +127,12 @@ class NameNodeRPC:
 
     async def rename(self, src: str, dst: str, overwrite: bool = False) -> FileStatus:
         return await self._call(
-            "POST", Routes.RENAME, FileStatus, body=RenameRequest(src=src, dst=dst, overwrite=overwrite)
+            "POST", Routes.RENAME, FileStatus, body=_build(RenameRequest, src=src, dst=dst, overwrite=overwrite)
         )
 
     async def delete(self, path: str, recursive: bool = False) -> DeleteResponse:
         return await self._call(
-            "POST", Routes.DELETE, DeleteResponse, body=DeleteRequest(path=path, recursive=recursive)
+            "POST", Routes.DELETE, DeleteResponse, body=_build(DeleteRequest, path=path, recursive=recursive)
         )
 
     async def set_replication(self, path: str, replication: int) -> FileStatus:
@@ -131,7 +140,7 @@ class NameNodeRPC:
             "POST",
             Routes.SET_REPLICATION,
             FileStatus,
-            body=SetReplicationRequest(path=path, replication=replication),
+            body=_build(SetReplicationRequest, path=path, replication=replication),
         )
 
     # --- writing ---------------------------------------------------------------------------
@@ -139,7 +148,8 @@ class NameNodeRPC:
     async def add_block(
         self, path: str, file_id: int, previous: CommittedBlock | None, excluded: list[str]
     ) -> LocatedBlock:
-        request = AddBlockRequest(
+        request = _build(
+            AddBlockRequest,
             path=path,
             file_id=file_id,
             client_name=self.client_name,
@@ -149,23 +159,28 @@ class NameNodeRPC:
         return await self._call("POST", Routes.ADD_BLOCK, LocatedBlock, body=request)
 
     async def abandon_block(self, path: str, file_id: int, block: ExtendedBlock) -> None:
-        request = AbandonBlockRequest(path=path, file_id=file_id, client_name=self.client_name, block=block)
+        request = _build(AbandonBlockRequest, path=path, file_id=file_id, client_name=self.client_name, block=block)
         await self._call("POST", Routes.ABANDON_BLOCK, Ack, body=request)
 
     async def recover_pipeline(
         self, path: str, file_id: int, block: ExtendedBlock, surviving: list[str]
     ) -> LocatedBlock:
-        request = RecoverPipelineRequest(
-            path=path, file_id=file_id, client_name=self.client_name, block=block, surviving=surviving
+        request = _build(
+            RecoverPipelineRequest,
+            path=path,
+            file_id=file_id,
+            client_name=self.client_name,
+            block=block,
+            surviving=surviving,
         )
         return await self._call("POST", Routes.RECOVER_PIPELINE, LocatedBlock, body=request)
 
     async def complete(self, path: str, file_id: int, last: CommittedBlock | None) -> bool:
-        request = CompleteRequest(path=path, file_id=file_id, client_name=self.client_name, last=last)
+        request = _build(CompleteRequest, path=path, file_id=file_id, client_name=self.client_name, last=last)
         return (await self._call("POST", Routes.COMPLETE, CompleteResponse, body=request)).completed
 
     async def renew_lease(self) -> None:
-        await self._call("POST", Routes.RENEW_LEASE, Ack, body=RenewLeaseRequest(client_name=self.client_name))
+        await self._call("POST", Routes.RENEW_LEASE, Ack, body=_build(RenewLeaseRequest, client_name=self.client_name))
 
     async def report_bad_blocks(self, request: ReportBadBlocksRequest) -> None:
         await self._call("POST", Routes.REPORT_BAD_BLOCKS, Ack, body=request)

@@ -14,6 +14,7 @@ from client.protocol.errors import (
     InvalidArgumentError,
     NotSupportedError,
     ProtocolError,
+    describe_validation_errors,
 )
 
 log = structlog.get_logger(__name__)
@@ -25,11 +26,7 @@ def error_response(error: DfsError) -> JSONResponse:
 
 def describe_validation_error(exc: RequestValidationError) -> str:
     """'query.offset: Input should be a valid integer; ...' — short and naming each field."""
-    parts = []
-    for error in exc.errors()[:5]:
-        location = ".".join(str(item) for item in error.get("loc", ()))
-        parts.append(f"{location}: {error.get('msg', 'invalid')}")
-    return "invalid request: " + "; ".join(parts)
+    return "invalid request: " + describe_validation_errors(exc.errors())
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -10,10 +10,11 @@ for SDK users.
 from __future__ import annotations
 
 import errno as errno_mod
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 
 class ErrorCode(StrEnum):
@@ -335,6 +336,20 @@ ERROR_CLASSES: dict[ErrorCode, type[DfsError]] = {
         InternalError,
     )
 }
+
+
+def describe_validation_errors(errors: Sequence[Mapping[str, Any]], limit: int = 5) -> str:
+    """One line naming each bad field: 'replication: Input should be ... ; path: ...'."""
+    parts = []
+    for error in list(errors)[:limit]:
+        location = ".".join(str(item) for item in error.get("loc", ()) if item != "body")
+        parts.append(f"{location}: {error.get('msg', 'invalid')}" if location else str(error.get("msg", "invalid")))
+    return "; ".join(parts)
+
+
+def invalid_argument(exc: ValidationError) -> InvalidArgumentError:
+    """A pydantic validation failure as the protocol's INVALID_ARGUMENT error."""
+    return InvalidArgumentError(f"invalid {exc.title}: {describe_validation_errors(exc.errors())}")
 
 
 def _rebuild(cls: type[DfsError], message: str, path: str | None) -> DfsError:

@@ -72,6 +72,9 @@ class Database:
         self._queue: queue.SimpleQueue[_WriteItem | None] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._readers = concurrent.futures.ThreadPoolExecutor(readers, thread_name_prefix="db-read")
+        #: Commits made and operations they carried: items / batches is the group-commit factor.
+        self.batches_committed = 0
+        self.items_committed = 0
 
     def _make_engine(self, *, pool_size: int, writer: bool) -> Engine:
         kwargs: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 2 if not writer else 0}
@@ -175,6 +178,8 @@ class Database:
                 log.error("metadata write failed", error=str(exc))
                 _deliver(batch[0], None, InternalError(f"metadata store error: {exc.orig}"))
                 return
+            self.batches_committed += 1
+            self.items_committed += len(batch)
             retry: list[_WriteItem] = []
             for item, (result, error) in zip(batch, outcomes, strict=True):
                 if len(batch) > 1 and isinstance(error, DBAPIError) and _is_transient(error):

@@ -64,7 +64,7 @@ class Inode(Base):
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("inodes.id"))
+    parent_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("inodes.id"))
     name: Mapped[str] = mapped_column(NameString)
     is_dir: Mapped[bool] = mapped_column(Boolean)
     mode: Mapped[int] = mapped_column(Integer)
@@ -89,7 +89,7 @@ class Block(Base):
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
-    inode_id: Mapped[int] = mapped_column(ForeignKey("inodes.id"))
+    inode_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("inodes.id"))
     idx: Mapped[int] = mapped_column(Integer)
     offset: Mapped[int]
     length: Mapped[int] = mapped_column(default=0)
@@ -126,7 +126,7 @@ class Replica(Base):
     __tablename__ = "replicas"
     __table_args__ = (Index(None, "datanode_id"),)
 
-    block_id: Mapped[int] = mapped_column(ForeignKey("blocks.id", ondelete="CASCADE"), primary_key=True)
+    block_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("blocks.id", ondelete="CASCADE"), primary_key=True)
     datanode_id: Mapped[str] = mapped_column(ForeignKey("datanodes.id"), primary_key=True)
     gen_stamp: Mapped[int]
     length: Mapped[int]
@@ -140,7 +140,7 @@ class Lease(Base):
     __tablename__ = "leases"
     __table_args__ = (Index(None, "holder"), Index(None, "last_renewed"))
 
-    inode_id: Mapped[int] = mapped_column(ForeignKey("inodes.id", ondelete="CASCADE"), primary_key=True)
+    inode_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("inodes.id", ondelete="CASCADE"), primary_key=True)
     holder: Mapped[str] = mapped_column(String(256))
     last_renewed: Mapped[float] = mapped_column(Float)
 
@@ -151,7 +151,7 @@ class ReplicationQueueEntry(Base):
     __tablename__ = "replication_queue"
     __table_args__ = (Index(None, "priority", "enqueued_at"),)
 
-    block_id: Mapped[int] = mapped_column(ForeignKey("blocks.id", ondelete="CASCADE"), primary_key=True)
+    block_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("blocks.id", ondelete="CASCADE"), primary_key=True)
     priority: Mapped[int] = mapped_column(SmallInteger)
     enqueued_at: Mapped[float] = mapped_column(Float)
 
@@ -162,7 +162,7 @@ class PendingReplication(Base):
     __tablename__ = "pending_replications"
     __table_args__ = (Index(None, "source_id", "sent_at"),)
 
-    block_id: Mapped[int] = mapped_column(ForeignKey("blocks.id", ondelete="CASCADE"), primary_key=True)
+    block_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("blocks.id", ondelete="CASCADE"), primary_key=True)
     target_id: Mapped[str] = mapped_column(ForeignKey("datanodes.id"), primary_key=True)
     source_id: Mapped[str] = mapped_column(ForeignKey("datanodes.id"))
     scheduled_at: Mapped[float] = mapped_column(Float)

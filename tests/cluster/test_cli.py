@@ -1,0 +1,118 @@
+"""The `dfs` shell as a user runs it: real subprocesses against the MiniCluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.minicluster import MiniCluster
+
+pytestmark = pytest.mark.cluster
+
+
+def dfs(cluster: MiniCluster, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "DFS_NAMENODE": cluster.url, "DFS_USER": "alice"}
+    return subprocess.run(
+        [sys.executable, "-m", "client.cli", *args], input=stdin, capture_output=True, env=env, timeout=120
+    )
+
+
+def ok(cluster: MiniCluster, *args: str) -> str:
+    result = dfs(cluster, *args)
+    assert result.returncode == 0, result.stderr.decode()
+    return result.stdout.decode()
+
+
+def fails(cluster: MiniCluster, *args: str, code: int = 1) -> str:
+    result = dfs(cluster, *args)
+    stderr = result.stderr.decode()
+    assert result.returncode == code, (result.returncode, stderr)
+    assert "Traceback" not in stderr
+    return stderr
+
+
+def test_file_commands_round_trip(cluster: MiniCluster, remote_dir: str, tmp_path: Path) -> None:
+    local = tmp_path / "data.bin"
+    local.write_bytes(os.urandom(300_000))
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "a.txt").write_text("alpha\n")
+    (tree / "sub" / "b.txt").write_text("beta\n")
+
+    ok(cluster, "mkdir", "-p", f"{remote_dir}/x/y")
+    ok(cluster, "put", str(local), f"{remote_dir}/x/")
+    ok(cluster, "put", "--replication", "2", str(tree), f"{remote_dir}/tree")
+    assert ok(cluster, "ls", f"{remote_dir}/x").split() == [f"{remote_dir}/x/data.bin", f"{remote_dir}/x/y"]
+    long_line = ok(cluster, "ls", "-l", f"{remote_dir}/x/data.bin")
+    assert long_line.startswith("-rw-r--r--   3 alice")
+    assert "300000" in long_line
+    recursive = ok(cluster, "ls", "-R", f"{remote_dir}/tree").split()
+    assert recursive == [f"{remote_dir}/tree/a.txt", f"{remote_dir}/tree/sub", f"{remote_dir}/tree/sub/b.txt"]
+    assert ok(cluster, "cat", f"{remote_dir}/tree/a.txt", f"{remote_dir}/tree/sub/b.txt") == "alpha\nbeta\n"
+
+    status = json.loads(ok(cluster, "stat", "--json", f"{remote_dir}/tree/a.txt"))
+    assert (status["length"], status["replication"], status["owner"]) == (6, 2, "alice")
+    assert "replication:        2" in ok(cluster, "stat", f"{remote_dir}/tree/a.txt")
+
+    ok(cluster, "get", f"{remote_dir}/x/data.bin", str(tmp_path / "copy.bin"))
+    assert (tmp_path / "copy.bin").read_bytes() == local.read_bytes()
+    ok(cluster, "get", f"{remote_dir}/tree", str(tmp_path / "tree-copy"))
+    assert (tmp_path / "tree-copy" / "sub" / "b.txt").read_text() == "beta\n"
+
+    ok(cluster, "mv", f"{remote_dir}/x/data.bin", f"{remote_dir}/x/y")  # into an existing directory
+    ok(cluster, "setrep", "-w", "--timeout", "60", "2", f"{remote_dir}/x/y/data.bin")
+    assert json.loads(ok(cluster, "stat", "--json", f"{remote_dir}/x/y/data.bin"))["replication"] == 2
+    ok(cluster, "rm", "-r", f"{remote_dir}/x")
+    ok(cluster, "rm", "-f", f"{remote_dir}/x")
+    assert ok(cluster, "ls", remote_dir).split() == [f"{remote_dir}/tree"]
+
+
+def test_report_json_lists_datanodes(cluster: MiniCluster) -> None:
+    report = json.loads(ok(cluster, "report", "--json"))
+    assert report["live_datanodes"] == len(report["datanodes"]) >= 3
+    for node in report["datanodes"]:
+        assert {"id", "url", "rack", "state", "capacity", "used", "blocks"} <= set(node)
+    assert "DataNodes:" in ok(cluster, "report")
+
+
+def test_errors_are_one_line_and_non_zero(cluster: MiniCluster, remote_dir: str, tmp_path: Path) -> None:
+    ok(cluster, "mkdir", f"{remote_dir}/d")
+    (tmp_path / "f").write_text("x")
+    ok(cluster, "put", str(tmp_path / "f"), f"{remote_dir}/f")
+    cases = [
+        (("ls", f"{remote_dir}/missing"), "does not exist"),
+        (("cat", f"{remote_dir}/d"), "is a directory"),
+        (("mkdir", f"{remote_dir}/f"), "not a directory"),
+        (("mkdir", f"{remote_dir}/d"), "already exists"),
+        (("rm", f"{remote_dir}/missing"), "does not exist"),
+        (("put", str(tmp_path / "f"), f"{remote_dir}/f"), "already exists"),
+        (("put", str(tmp_path / "nope"), f"{remote_dir}/g"), "no such local file"),
+        (("rm", remote_dir), "not empty"),
+        (("mv", f"{remote_dir}/d", f"{remote_dir}/d/inside"), "under itself"),
+        (("setrep", "1000", f"{remote_dir}/f"), "replication: Input should be less than or equal to 512"),
+        (("ls", "/" + "x" * 300), "longer than 255 bytes"),
+    ]
+    for args, message in cases:
+        stderr = fails(cluster, *args)
+        assert stderr.count("\n") == 1 and stderr.startswith("dfs: "), stderr
+        assert message in stderr, (args, stderr)
+
+
+def test_usage_errors_and_unreachable_namenode(cluster: MiniCluster) -> None:
+    assert "No such option" in fails(cluster, "ls", "--bogus", code=2)
+    env = {**os.environ, "DFS_NAMENODE": "http://127.0.0.1:9"}
+    result = subprocess.run([sys.executable, "-m", "client.cli", "ls", "/"], capture_output=True, env=env, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.decode().startswith("dfs: cannot reach http://127.0.0.1:9")
+
+
+def test_cat_reads_stdin_free_binary(cluster: MiniCluster, remote_dir: str) -> None:
+    data = bytes(range(256)) * 1000
+    with cluster.client() as fs:
+        fs.write_bytes(f"{remote_dir}/bin", data)
+    assert dfs(cluster, "cat", f"{remote_dir}/bin").stdout == data
