@@ -90,7 +90,8 @@ def test_concurrent_writes_share_commits(database: Database) -> None:
     paths = [f"/gc/{uuid.uuid4().hex}" for _ in range(300)]
 
     async def scenario() -> None:
-        await asyncio.gather(*(database.write(lambda s, p=p: ns.mkdirs(s, MkdirsRequest(path=p), "u")) for p in paths))
+        writes = [database.write(partial(ns.mkdirs, request=MkdirsRequest(path=p), user="u")) for p in paths]
+        await asyncio.gather(*writes)
 
     asyncio.run(scenario())
     names = set(database.read_sync(lambda s: s.scalars(select(Inode.name)).all()))
