@@ -14,12 +14,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.minicluster import MiniCluster
 
 BACKENDS = ["sqlite", "postgresql"]
+
+# No deadlines (a deadline is a timing assertion on a noisy machine); CI replays a fixed
+# set of examples so a run cannot fail by luck, developers explore new ones.
+settings.register_profile("dev", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
 def postgres_admin_url() -> str | None:

@@ -349,10 +349,13 @@ def test_parse_meta_file_name_rejects_junk(name: str) -> None:
 
 
 @given(st.text(alphabet="0123456789_-+ .ab", max_size=20))
-def test_parse_meta_file_name_accepts_exactly_digits_underscore_digits(core: str) -> None:
-    """A DataNode indexes every name in its directories: a stray file must be skipped, never crash the scan."""
+def test_parse_meta_file_name_accepts_exactly_canonical_names(core: str) -> None:
+    """A DataNode indexes every name in its directories: a stray file must be skipped, never crash the scan.
+
+    Only what meta_file_name produces parses: positive ids, ASCII digits, no leading zeros.
+    """
     parsed = bf.parse_meta_file_name("blk_" + core + ".meta")
-    if re.fullmatch(r"[0-9]+_[0-9]+", core):
+    if re.fullmatch(r"[1-9][0-9]*_[1-9][0-9]*", core):
         block_text, gen_text = core.split("_")
         assert parsed == (int(block_text), int(gen_text))
     else:
