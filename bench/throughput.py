@@ -28,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -116,27 +117,21 @@ def run(args: argparse.Namespace) -> list[Result]:
         with DFSClient(cluster.url) as fs:
             for round_number in range(args.rounds):
                 copy = base / "baseline.bin"
-                results.append(measure("disk write (1 MiB + fsync)", size, [], lambda: disk_write(source, copy)))
+                results.append(measure("disk write (1 MiB + fsync)", size, [], partial(disk_write, source, copy)))
                 drop_caches()
-                results.append(measure("disk read (cold)", size, [], lambda: disk_read(copy)))
+                results.append(measure("disk read (cold)", size, [], partial(disk_read, copy)))
                 copy.unlink()
                 remote = f"/bench/file{round_number}"
-                results.append(
-                    measure(
-                        f"sdk put (replication {args.replication})",
-                        size,
-                        pids,
-                        lambda: fs.put(
-                            source, remote, replication=args.replication, block_size=args.block_size_mib * MIB
-                        ),
-                    )
+                put = partial(
+                    fs.put, source, remote, replication=args.replication, block_size=args.block_size_mib * MIB
                 )
+                results.append(measure(f"sdk put (replication {args.replication})", size, pids, put))
                 drop_caches()
                 target = base / "download.bin"
-                results.append(measure("sdk get (to file, cold)", size, pids, lambda: fs.get(remote, target)))
+                results.append(measure("sdk get (to file, cold)", size, pids, partial(fs.get, remote, target)))
                 target.unlink()
                 with Path(os.devnull).open("wb") as null:
-                    results.append(measure("sdk get (to /dev/null)", size, pids, lambda: fs.get(remote, null)))
+                    results.append(measure("sdk get (to /dev/null)", size, pids, partial(fs.get, remote, null)))
                 fs.delete(remote)
     finally:
         cluster.stop()

@@ -82,7 +82,8 @@ class DfsOutputStream:
         self.options = options
         self.block_size = status.block_size
         self._on_close = on_close
-        self._packet = bytearray()
+        self._packet: list[bytes] = []  # pieces of the packet being filled
+        self._packet_size = 0
         self._packet_offset = 0  # block offset of the packet being filled
         self._block_pos = 0  # bytes of the current block handed to write()
         self._segment_parts: list[bytes] = []
@@ -114,14 +115,16 @@ class DfsOutputStream:
         size = len(view)
         packet_size = self.options.packet_size
         while view:
-            room = min(packet_size - len(self._packet), self.block_size - self._block_pos)
-            take = view[:room]
-            self._packet += take
+            room = min(packet_size - self._packet_size, self.block_size - self._block_pos)
+            # Copy now (the caller may reuse its buffer); join once per packet when sealing.
+            take = bytes(view[:room])
+            self._packet.append(take)
+            self._packet_size += len(take)
             view = view[len(take) :]
             self._block_pos += len(take)
             self.bytes_written += len(take)
             block_full = self._block_pos == self.block_size
-            if len(self._packet) == packet_size or block_full:
+            if self._packet_size == packet_size or block_full:
                 self._seal_packet()
             if block_full or self._segment_size >= self.options.segment_size:
                 await self._ship(final=block_full)
@@ -168,8 +171,9 @@ class DfsOutputStream:
     # --- packets and segments ----------------------------------------------------------------
 
     def _seal_packet(self) -> None:
-        data = bytes(self._packet)
-        self._packet.clear()
+        data = self._packet[0] if len(self._packet) == 1 else b"".join(self._packet)
+        self._packet = []
+        self._packet_size = 0
         digests = chunk_digests(data, self.options.bytes_per_checksum)
         self._segment_parts.append(encode_packet_prefix(self._packet_offset, len(data), digests))
         self._segment_parts.append(data)

@@ -15,6 +15,8 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+import uvloop
+
 from client.file_reader import DfsInputStream
 from client.file_writer import DfsOutputStream
 from client.filesystem import AsyncDFSClient, ProgressCallback
@@ -30,7 +32,7 @@ class _LoopThread:
     """An event loop running forever in a daemon thread."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="dfs-client-io", daemon=True)
         self._thread.start()
 

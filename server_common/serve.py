@@ -17,6 +17,8 @@ import uvicorn
 import uvloop
 from fastapi import FastAPI
 
+from client.memory import tune_allocator
+
 
 def bind_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -51,6 +53,7 @@ def run_app(
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
     """Bind, build the app for the bound port, serve until SIGINT/SIGTERM."""
+    tune_allocator()
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
     app = make_app(bound_port)

@@ -11,6 +11,7 @@ import typer
 from client.cli import admin, cluster, files
 from client.cli.context import CliContext
 from client.cli.output import error
+from client.memory import tune_allocator
 from client.protocol.errors import DfsError
 
 app = typer.Typer(
@@ -61,6 +62,7 @@ def main() -> None:
 
     Usage errors are reported by the command-line parser itself (exit code 2).
     """
+    tune_allocator()
     try:
         app(prog_name="dfs")
     except KeyboardInterrupt:

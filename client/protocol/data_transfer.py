@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections import deque
 from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, NamedTuple
@@ -151,28 +152,63 @@ def encode_error_packet(error: ErrorBody) -> bytes:
 
 
 class PacketDecoder:
-    """Reassembles packets from arbitrarily split HTTP body pieces (sans-I/O)."""
+    """Reassembles packets from arbitrarily split HTTP body pieces (sans-I/O).
+
+    Pieces are kept as they arrive and joined once per packet: growing and trimming one
+    bytearray instead costs a reallocation per piece (measured 70x slower at 1 MiB).
+    """
 
     def __init__(self, bytes_per_checksum: int, max_data: int = MAX_PACKET_DATA) -> None:
-        self._buffer = bytearray()
+        self._pieces: deque[memoryview] = deque()
+        self._size = 0
         self._bytes_per_checksum = bytes_per_checksum
         self._max_data = max_data
 
     def feed(self, piece: bytes | bytearray | memoryview) -> Iterator[Packet]:
         """Add a body piece; yield every packet it completes."""
-        buffer = self._buffer
-        buffer += piece
-        while len(buffer) >= PACKET_HEADER_SIZE:
-            magic, version, flags, _, offset, data_len, ck_len = PACKET_HEADER.unpack_from(buffer)
+        if piece:
+            self._pieces.append(memoryview(piece).cast("B"))
+            self._size += len(piece)
+        while self._size >= PACKET_HEADER_SIZE:
+            magic, version, flags, _, offset, data_len, ck_len = PACKET_HEADER.unpack_from(
+                self._peek(PACKET_HEADER_SIZE)
+            )
             self._check_header(magic, version, flags, data_len, ck_len)
             total = PACKET_HEADER_SIZE + ck_len + data_len
-            if len(buffer) < total:
+            if self._size < total:
                 return
-            raw = bytes(buffer[:total])
-            del buffer[:total]
+            raw = self._take(total)
             view = memoryview(raw)
             ck_end = PACKET_HEADER_SIZE + ck_len
             yield Packet(offset, flags, view[PACKET_HEADER_SIZE:ck_end], view[ck_end:], raw)
+
+    def _peek(self, size: int) -> bytes | memoryview:
+        first = self._pieces[0]
+        if len(first) >= size:
+            return first
+        parts, have = [], 0
+        for piece in self._pieces:
+            parts.append(piece)
+            have += len(piece)
+            if have >= size:
+                break
+        return b"".join(parts)
+
+    def _take(self, size: int) -> bytes:
+        parts = []
+        needed = size
+        while needed:
+            piece = self._pieces[0]
+            if len(piece) <= needed:
+                parts.append(piece)
+                self._pieces.popleft()
+                needed -= len(piece)
+            else:
+                parts.append(piece[:needed])
+                self._pieces[0] = piece[needed:]
+                needed = 0
+        self._size -= size
+        return parts[0].tobytes() if len(parts) == 1 else b"".join(parts)
 
     def _check_header(self, magic: bytes, version: int, flags: int, data_len: int, ck_len: int) -> None:
         if magic != PACKET_MAGIC:
@@ -192,7 +228,7 @@ class PacketDecoder:
     @property
     def pending(self) -> int:
         """Bytes held that do not yet form a whole packet (non-zero at end of body = truncated)."""
-        return len(self._buffer)
+        return self._size
 
 
 def block_url(base_url: str, block_id: int) -> str:
