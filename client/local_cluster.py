@@ -80,7 +80,8 @@ class NodeProcess:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
+                # Servers shut down if this supervisor dies, even by kill -9 (server_common.serve).
+                env={**os.environ, "DFS_EXIT_WITH_PARENT": "1", **self.env},
                 start_new_session=True,
             )
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +47,23 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def watch_parent(interval: float = 1.0) -> None:
+    """SIGTERM ourselves (a clean shutdown) once the process that started us is gone.
+
+    Enabled by DFS_EXIT_WITH_PARENT=1, which `dfs cluster up` and the test MiniCluster set,
+    so a supervisor killed with kill -9 leaves no servers behind. Polling getppid() is used
+    because PR_SET_PDEATHSIG is not honoured in every sandbox.
+    """
+    parent = os.getppid()
+
+    def loop() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=loop, name="parent-watch", daemon=True).start()
+
+
 def run_app(
     make_app: Callable[[int], FastAPI],
     *,
@@ -54,6 +74,8 @@ def run_app(
 ) -> None:
     """Bind, build the app for the bound port, serve until SIGINT/SIGTERM."""
     tune_allocator()
+    if os.environ.get("DFS_EXIT_WITH_PARENT") == "1":
+        watch_parent()
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
     app = make_app(bound_port)
