@@ -7,6 +7,7 @@ DFS_REQUIRE_POSTGRES=1 a missing server is an error, not a skip.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -52,11 +53,11 @@ class PostgresDatabase:
         self.admin.dispose()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str | None]:
-    """None for the embedded SQLite default, else the URL of a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield None
+@contextlib.contextmanager
+def backend_database(backend: str, sqlite_url: str | None) -> Iterator[str | None]:
+    """`sqlite_url` for SQLite; for PostgreSQL a fresh database, dropped afterwards (skips without a server)."""
+    if backend == "sqlite":
+        yield sqlite_url
         return
     admin = postgres_admin_url()
     if admin is None:
@@ -66,6 +67,13 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         yield database.url
     finally:
         database.drop()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None for the embedded SQLite default, else the URL of a fresh PostgreSQL database."""
+    with backend_database(request.param, None) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

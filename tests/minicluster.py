@@ -7,6 +7,7 @@ replica files on disk, and heal the cluster between tests.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,13 @@ NAMENODE_ARGS = [
     "8",
 ]
 DATANODE_ARGS = ["--transfer-timeout", "20"]
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (for tests that must name a port up front)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class MiniCluster(LocalCluster):
@@ -88,4 +96,4 @@ class MiniCluster(LocalCluster):
         return {node.name for node in self.datanodes if self.replica_file(node, block_id) is not None}
 
 
-__all__ = ["MiniCluster", "wait_until"]
+__all__ = ["MiniCluster", "free_port", "wait_until"]

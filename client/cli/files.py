@@ -118,18 +118,23 @@ def put(
     block_size: Annotated[int | None, typer.Option("--block-size", help="Block size in bytes.")] = None,
 ) -> None:
     """Upload local files or directories. REMOTE is a directory if it exists as one or several LOCALs are given."""
-    if len(items) < 2:
-        raise InvalidArgumentError("put needs at least one LOCAL and a REMOTE")
-    *sources, target = items
-    destination = remote_path(target)
     with get_context(ctx).client() as fs:
-        into_dir = len(sources) > 1 or _is_dir(fs, destination)
+        sources, destination, into_dir = _sources_and_destination(fs, items, "put")
         for source in sources:
             local = Path(source)
             if not local.exists():
                 raise FileNotFoundError(f"{source}: no such local file or directory")
             remote = paths.join(destination, local.resolve().name) if into_dir else destination
             _put_one(fs, local, remote, force, replication, block_size)
+
+
+def _sources_and_destination(fs: DFSClient, items: list[str], command: str) -> tuple[list[str], str, bool]:
+    """SOURCE... DEST as `cp` reads it: DEST is a directory to go into if it is one or several sources are given."""
+    if len(items) < 2:
+        raise InvalidArgumentError(f"{command} needs at least one source and a destination")
+    *sources, target = items
+    destination = remote_path(target)
+    return sources, destination, len(sources) > 1 or _is_dir(fs, destination)
 
 
 def _is_dir(fs: DFSClient, path: str) -> bool:
@@ -199,12 +204,8 @@ def rm(
 @app.command("mv")
 def mv(ctx: typer.Context, items: Annotated[list[str], typer.Argument(metavar="SRC... DST")]) -> None:
     """Move (rename) files or directories; into DST if it is an existing directory."""
-    if len(items) < 2:
-        raise InvalidArgumentError("mv needs a SRC and a DST")
-    *sources, target = items
-    destination = remote_path(target)
     with get_context(ctx).client() as fs:
-        into_dir = len(sources) > 1 or _is_dir(fs, destination)
+        sources, destination, into_dir = _sources_and_destination(fs, items, "mv")
         for source in sources:
             src = remote_path(source)
             fs.rename(src, paths.join(destination, paths.basename(src)) if into_dir else destination)

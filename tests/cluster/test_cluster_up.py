@@ -13,14 +13,9 @@ import pytest
 
 from client import DFSClient
 from client.local_cluster import wait_until
+from tests.minicluster import free_port
 
 pytestmark = pytest.mark.cluster
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_open(port: int) -> bool:
@@ -28,35 +23,44 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def cluster_up(base: Path, port: int, datanodes: int) -> tuple[subprocess.Popen[str], str]:
+    """Start `dfs cluster up` and return it with everything it printed up to 'Press Ctrl-C'."""
+    command = [
+        sys.executable,
+        "-m",
+        "client.cli",
+        "cluster",
+        "up",
+        "--datanodes",
+        str(datanodes),
+        "--base-dir",
+        str(base),
+        "--namenode-port",
+        str(port),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert process.stdout is not None
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if line.startswith("Press Ctrl-C"):
+            break
+    return process, "".join(lines)
+
+
+def stop_everything(process: subprocess.Popen[str], base: Path) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    subprocess.run(["pkill", "-KILL", "-f", str(base)], check=False)
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_cluster_up_serves_and_stops_cleanly(tmp_path: Path, stop_signal: signal.Signals) -> None:
     port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "client.cli",
-            "cluster",
-            "up",
-            "--datanodes",
-            "2",
-            "--base-dir",
-            str(tmp_path / "dfs"),
-            "--namenode-port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    base = tmp_path / "dfs"
+    process, output = cluster_up(base, port, datanodes=2)
     try:
-        assert process.stdout is not None
-        lines = []
-        for line in process.stdout:
-            lines.append(line)
-            if line.startswith("Press Ctrl-C"):
-                break
-        output = "".join(lines)
         assert f"NameNode    http://127.0.0.1:{port}" in output, output
         datanode_ports = [int(p) for p in re.findall(r"datanode\d+\s+http://127\.0\.0\.1:(\d+)", output)]
         assert len(datanode_ports) == 2
@@ -67,41 +71,17 @@ def test_cluster_up_serves_and_stops_cleanly(tmp_path: Path, stop_signal: signal
         process.send_signal(stop_signal)
         assert process.wait(timeout=60) == 0
         assert not any(port_open(p) for p in [port, *datanode_ports])
-        children = subprocess.run(["pgrep", "-f", str(tmp_path / "dfs")], capture_output=True, text=True)
+        children = subprocess.run(["pgrep", "-f", str(base)], capture_output=True, text=True)
         assert children.stdout.strip() == "", "server processes outlived `dfs cluster up`"
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        subprocess.run(["pkill", "-KILL", "-f", str(tmp_path / "dfs")], check=False)
+        stop_everything(process, base)
 
 
 def test_servers_exit_when_cluster_up_is_killed(tmp_path: Path) -> None:
     """kill -9 of the supervisor must not leave NameNode or DataNode processes behind."""
     base = tmp_path / "dfs"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "client.cli",
-            "cluster",
-            "up",
-            "--datanodes",
-            "1",
-            "--base-dir",
-            str(base),
-            "--namenode-port",
-            str(free_port()),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    process, _ = cluster_up(base, free_port(), datanodes=1)
     try:
-        assert process.stdout is not None
-        for line in process.stdout:
-            if line.startswith("Press Ctrl-C"):
-                break
         servers = subprocess.run(["pgrep", "-f", f"data-dir {base}"], capture_output=True, text=True)
         assert len(servers.stdout.split()) == 2
         process.kill()
@@ -112,7 +92,4 @@ def test_servers_exit_when_cluster_up_is_killed(tmp_path: Path) -> None:
             "the servers to exit after their supervisor died",
         )
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        subprocess.run(["pkill", "-KILL", "-f", str(base)], check=False)
+        stop_everything(process, base)

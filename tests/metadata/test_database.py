@@ -24,22 +24,14 @@ from namenode.db.database import Database
 from namenode.db.models import Base, Inode
 from namenode.leases import LeaseManager
 from namenode.namespace import Namespace
-from tests.conftest import BACKENDS, PostgresDatabase, postgres_admin_url
+from tests.conftest import BACKENDS, backend_database
 
 
 @pytest.fixture(params=BACKENDS)
 def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'metadata.db'}"
-        return
-    admin = postgres_admin_url()
-    if admin is None:
-        pytest.skip("no PostgreSQL server (set DFS_TEST_POSTGRES_URL)")
-    database = PostgresDatabase(admin)
-    try:
-        yield database.url
-    finally:
-        database.drop()
+    with backend_database(request.param, f"sqlite:///{tmp_path / 'metadata.db'}") as url:
+        assert url is not None
+        yield url
 
 
 @pytest.fixture()
