@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import logging
 from collections.abc import AsyncIterator
 
 import httpx
-import structlog
 
 from client.block_io import read_block
 from client.namenode_rpc import NameNodeRPC
@@ -24,7 +24,8 @@ from client.protocol.client_namenode import BadReplica, LocatedBlock, LocatedBlo
 from client.protocol.common import DatanodeRef
 from client.protocol.errors import BlockMissingError, ChecksumMismatchError, DfsError, InvalidArgumentError
 
-log = structlog.get_logger(__name__)
+# A library logs through stdlib logging: silent unless the application configures it.
+log = logging.getLogger(__name__)
 
 #: Forward seeks shorter than this read through the open stream instead of reopening it.
 SKIP_THRESHOLD = 1024 * 1024
@@ -170,11 +171,11 @@ class DfsInputStream:
         assert block is not None and node is not None
         self._bad.setdefault(block.block.block_id, set()).add(node.id)
         log.warning(
-            "replica read failed; trying another",
-            path=self.path,
-            block=block.block.block_id,
-            datanode=node.url,
-            error=str(error),
+            "replica read failed, trying another: path=%s block=%s datanode=%s error=%s",
+            self.path,
+            block.block.block_id,
+            node.url,
+            error,
         )
         if isinstance(error, ChecksumMismatchError):
             report = ReportBadBlocksRequest(

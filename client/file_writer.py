@@ -15,11 +15,11 @@ is allocated elsewhere. `close()` returns only once the NameNode has completed t
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import httpx
-import structlog
 
 from client.block_io import send_segment
 from client.namenode_rpc import NameNodeRPC
@@ -38,7 +38,8 @@ from client.protocol.errors import (
     ProtocolError,
 )
 
-log = structlog.get_logger(__name__)
+# A library logs through stdlib logging: silent unless the application configures it.
+log = logging.getLogger(__name__)
 
 MAX_PIPELINE_ATTEMPTS = 6
 COMPLETE_DEADLINE_S = 60.0
@@ -238,11 +239,11 @@ class DfsOutputStream:
                 return
             self._excluded |= failed
             log.warning(
-                "pipeline node failed",
-                path=self.path,
-                block=block.block.block_id,
-                failed=sorted(failed),
-                error=str(last_error) if last_error else None,
+                "pipeline node failed: path=%s block=%s failed=%s error=%s",
+                self.path,
+                block.block.block_id,
+                sorted(failed),
+                last_error,
             )
             survivors = [node.id for node in nodes if node.id not in failed]
             if not survivors:

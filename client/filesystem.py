@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -12,7 +13,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 import httpx
-import structlog
 
 from client.file_reader import DfsInputStream
 from client.file_writer import DfsOutputStream, WriteOptions
@@ -29,7 +29,8 @@ from client.protocol.client_namenode import (
 from client.protocol.errors import DfsError, DfsFileNotFoundError, DfsIsADirectoryError
 from client.transport import make_http_client
 
-log = structlog.get_logger(__name__)
+# A library logs through stdlib logging: silent unless the application configures it.
+log = logging.getLogger(__name__)
 
 DEFAULT_NAMENODE = "http://127.0.0.1:9870"
 COPY_CHUNK = 8 * 1024 * 1024
@@ -268,7 +269,7 @@ class AsyncDFSClient:
             try:
                 await self.rpc.renew_lease()
             except DfsError as exc:
-                log.warning("lease renewal failed", error=str(exc))
+                log.warning("lease renewal failed: %s", exc)
 
 
 @contextlib.contextmanager

@@ -113,6 +113,7 @@ class NodeProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
         self.process.wait()
+        self.port_file.unlink(missing_ok=True)
 
     def kill(self) -> None:
         """kill -9: no clean-up of any kind, as in a crash."""
@@ -120,6 +121,7 @@ class NodeProcess:
             assert self.process is not None
             self.process.kill()
             self.process.wait()
+        self.port_file.unlink(missing_ok=True)
 
     def pause(self) -> None:
         assert self.process is not None

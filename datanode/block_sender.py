@@ -20,7 +20,7 @@ from client.protocol.data_transfer import (
     encode_error_packet,
     encode_packet_prefix,
 )
-from client.protocol.errors import ChecksumMismatchError, DfsError, InternalError
+from client.protocol.errors import ChecksumMismatchError, DfsError, InternalError, ReplicaNotFoundError
 from datanode.storage.block_store import BlockStore
 from datanode.storage.replica_reader import ReadPlan, ReplicaReader
 
@@ -51,6 +51,11 @@ class BlockSender:
         except ChecksumMismatchError as exc:
             await self.on_corrupt(ExtendedBlock(block_id=block_id, gen_stamp=replica.gen_stamp), exc.message)
             raise
+        except FileNotFoundError:
+            # Someone removed the files under us: no replica here any more (the next report says so).
+            self.store.forget(block_id)
+            log.error("replica files are missing", block=block_id)
+            raise ReplicaNotFoundError(f"replica of block {block_id} is gone from this DataNode") from None
         try:
             plan = reader.plan(offset, length)
         except DfsError:

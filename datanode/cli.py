@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
+from client.protocol.errors import describe_validation_errors
 from datanode.config import DataNodeSettings
+from server_common.serve import base_url
 
 app = typer.Typer(add_completion=False, help="Run a DataNode.")
+
+
+def advertised_url(host: str, port: int) -> str:
+    """What to tell others when --advertise-url is not given: a wildcard bind advertises the host name."""
+    if host in ("0.0.0.0", "::", ""):
+        return f"http://{socket.getfqdn()}:{port}"
+    return base_url(host, port)
 
 
 @app.command()
@@ -29,7 +40,7 @@ def main(
     """Store blocks in DATA_DIR and serve them on HOST:PORT until interrupted."""
     from datanode.app import create_app
     from server_common.logging import configure_logging
-    from server_common.serve import base_url, run_app
+    from server_common.serve import run_app
 
     overrides: dict[str, Any] = {
         "host": host,
@@ -44,10 +55,13 @@ def main(
         "transfer_timeout_s": transfer_timeout,
         "log_json": log_json,
     }
-    settings = DataNodeSettings(**{key: value for key, value in overrides.items() if value is not None})
+    try:
+        settings = DataNodeSettings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        raise typer.BadParameter(describe_validation_errors(exc.errors())) from None
     configure_logging("datanode", json=settings.log_json, level=settings.log_level)
     run_app(
-        lambda bound: create_app(settings, settings.advertise_url or base_url(settings.host, bound)),
+        lambda bound: create_app(settings, settings.advertise_url or advertised_url(settings.host, bound)),
         host=settings.host,
         port=settings.port,
         port_file=settings.port_file,

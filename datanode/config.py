@@ -16,14 +16,14 @@ class DataNodeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(9864, ge=0, le=65535)
     data_dir: Path = Path("dfs-data/datanode")
-    namenode_url: str = "http://127.0.0.1:9870"
+    namenode_url: str = Field("http://127.0.0.1:9870", pattern=r"^https?://\S+$")
     #: The URL clients and other DataNodes are told to use (containers/NAT); default: the bound address.
-    advertise_url: str = ""
-    rack: str = "/default-rack"
+    advertise_url: str = Field("", pattern=r"^(https?://\S+)?$")
+    rack: str = Field("/default-rack", pattern=r"^/\S*$")
     port_file: Path | None = None
 
-    #: Used until the NameNode's registration answer says otherwise.
-    heartbeat_interval_s: float = Field(3.0, gt=0)
+    #: Seconds between heartbeats; unset, the NameNode's registration answer decides (3 s by default).
+    heartbeat_interval_s: float | None = Field(None, gt=0)
     block_report_interval_s: float | None = Field(None, gt=0)
     transfer_timeout_s: float = Field(60.0, gt=0)
     #: Bytes per read/write packet on the data path.

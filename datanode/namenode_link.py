@@ -59,7 +59,7 @@ class NameNodeLink:
         me: Callable[[], DatanodeRef],
         stats: Callable[[], HeartbeatRequest],
         replicate: Callable[[ReplicateBlockCommand], Awaitable[bool]],
-        heartbeat_interval_s: float,
+        heartbeat_interval_s: float | None,
         block_report_interval_s: float | None,
     ) -> None:
         self.store = store
@@ -68,7 +68,8 @@ class NameNodeLink:
         self.me = me
         self.stats = stats
         self.replicate = replicate
-        self.heartbeat_interval_s = heartbeat_interval_s
+        self.own_heartbeat_interval_s = heartbeat_interval_s
+        self.heartbeat_interval_s = heartbeat_interval_s or 3.0
         self.block_report_interval_s = block_report_interval_s
         self.registered = asyncio.Event()
         self._report_lock = asyncio.Lock()
@@ -106,8 +107,13 @@ class NameNodeLink:
                 self.registered.clear()
                 log.info("re-registering with the NameNode")
             except ClusterMismatchError as exc:
+                self.registered.clear()
                 log.error("refusing NameNode of another cluster", error=str(exc))
                 await asyncio.sleep(MAX_RETRY_DELAY_S)
+            except Exception as exc:  # never let the control path die: the node would be declared dead
+                self.registered.clear()
+                log.warning("lost the NameNode; registering again", error=str(exc), kind=type(exc).__name__)
+                await asyncio.sleep(1.0)
 
     async def _register(self) -> None:
         delay = 0.2
@@ -134,7 +140,7 @@ class NameNodeLink:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_DELAY_S)
         self.store.adopt_cluster(answer.cluster_id)
-        self.heartbeat_interval_s = answer.heartbeat_interval_s
+        self.heartbeat_interval_s = self.own_heartbeat_interval_s or answer.heartbeat_interval_s
         if self.block_report_interval_s is None:
             self.block_report_interval_s = answer.block_report_interval_s
         log.info("registered with NameNode", namenode=self.namenode_url, cluster_id=answer.cluster_id)

@@ -28,6 +28,7 @@ from client.protocol.client_namenode import (
     ReportBadBlocksRequest,
 )
 from client.protocol.common import ExtendedBlock
+from client.protocol.data_transfer import MAX_PIPELINE_LENGTH
 from client.protocol.errors import (
     InvalidArgumentError,
     NotEnoughDatanodesError,
@@ -37,7 +38,7 @@ from namenode.config import NameNodeSettings
 from namenode.datanode_manager import STATE_LIVE, DatanodeManager
 from namenode.db.models import Block, Datanode, Inode, Replica
 from namenode.leases import LeaseManager
-from namenode.work_queues import PRIORITY_HIGHEST, enqueue_blocks, invalidate
+from namenode.work_queues import PRIORITY_HIGHEST, PRIORITY_UNDER_REPLICATED, enqueue_blocks, invalidate
 
 log = structlog.get_logger(__name__)
 
@@ -116,7 +117,7 @@ class BlockManager:
             raise InvalidArgumentError(f"the last block of {request.path} must be committed first")
         targets = placement.choose_targets(
             self.datanodes.all_loads(session),
-            inode.replication,
+            min(inode.replication, MAX_PIPELINE_LENGTH),  # beyond that the monitor copies after complete
             block_size=inode.block_size,
             exclude=set(request.excluded_nodes),
             rng=self.rng,
@@ -270,7 +271,7 @@ class BlockManager:
         blocks = list(session.scalars(select(Block).where(Block.inode_id == inode.id)))
         counts = self.good_replica_counts(session, blocks)
         short = [block_id for block_id, count in counts.items() if count < inode.replication]
-        enqueue_blocks(session, short, now)
+        enqueue_blocks(session, short, now, PRIORITY_UNDER_REPLICATED)
 
     def recover_file(self, session: Session, inode_id: int) -> None:
         """Lease recovery: keep every block some DataNode finalised, drop the unfinished tail, close."""
@@ -293,6 +294,7 @@ class BlockManager:
                         Replica.block_id == block.id,
                         Replica.state == REPLICA_FINALIZED,
                         Replica.gen_stamp == block.gen_stamp,
+                        Replica.length <= inode.block_size,  # longer cannot be a copy of this block
                     )
                 )
             )

@@ -9,7 +9,7 @@ block finalised during a full report is not forgotten by it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import structlog
 from sqlalchemy import delete, or_, select
@@ -39,8 +39,14 @@ CHUNK = 2000
 
 
 class BlockReportProcessor:
-    def __init__(self, min_replication: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        min_replication: int,
+        good_replica_counts: Callable[[Session, Iterable[Block]], dict[int, int]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.min_replication = min_replication
+        self.good_replica_counts = good_replica_counts
         self.clock = clock
 
     def _node(self, session: Session, datanode_id: str) -> Datanode:
@@ -142,15 +148,7 @@ class BlockReportProcessor:
 
     def _maybe_complete(self, session: Session, block: Block) -> None:
         session.flush()
-        good = session.scalars(
-            select(Replica.block_id).where(
-                Replica.block_id == block.id,
-                Replica.state == REPLICA_FINALIZED,
-                Replica.gen_stamp == block.gen_stamp,
-                Replica.length == block.length,
-            )
-        ).all()
-        if len(good) >= self.min_replication:
+        if self.good_replica_counts(session, [block])[block.id] >= self.min_replication:
             block.state = BLOCK_COMPLETE
 
     def _forget_unreported(self, session: Session, node: Datanode, report_id: str) -> None:

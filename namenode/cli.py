@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
+from client.protocol.errors import describe_validation_errors
 from namenode.config import NameNodeSettings
 
 app = typer.Typer(add_completion=False, help="Run a NameNode.")
@@ -54,7 +56,10 @@ def main(
         "lease_hard_limit_s": lease_hard_limit,
         "log_json": log_json,
     }
-    settings = NameNodeSettings(**{key: value for key, value in overrides.items() if value is not None})
+    try:
+        settings = NameNodeSettings(**{key: value for key, value in overrides.items() if value is not None})
+    except ValidationError as exc:
+        raise typer.BadParameter(describe_validation_errors(exc.errors())) from None
     configure_logging("namenode", json=settings.log_json, level=settings.log_level)
     run_app(
         lambda _port: create_app(settings),

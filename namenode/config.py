@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from client.protocol.block_format import DEFAULT_BYTES_PER_CHECKSUM
+from client.protocol.block_format import DEFAULT_BYTES_PER_CHECKSUM, validate_bytes_per_checksum
 
 MIB = 1024 * 1024
 
@@ -47,6 +47,23 @@ class NameNodeSettings(BaseSettings):
     supergroup: str = "supergroup"
     log_json: bool = False
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NameNodeSettings:
+        """Settings that only make sense together (a bad combination would fail every create)."""
+        validate_bytes_per_checksum(self.bytes_per_checksum)
+        if self.default_block_size < self.min_block_size or self.default_block_size % 512:
+            raise ValueError(
+                f"default_block_size {self.default_block_size} must be a multiple of 512 and at least "
+                f"min_block_size {self.min_block_size}"
+            )
+        if not self.min_replication <= self.default_replication <= self.max_replication:
+            raise ValueError("need min_replication <= default_replication <= max_replication")
+        if not self.heartbeat_interval_s < self.stale_after_s < self.dead_after_s:
+            raise ValueError("need heartbeat_interval_s < stale_after_s < dead_after_s")
+        if self.lease_soft_limit_s > self.lease_hard_limit_s:
+            raise ValueError("lease_soft_limit_s must not exceed lease_hard_limit_s")
+        return self
 
     def database_url(self) -> str:
         """The configured URL, or the embedded SQLite default under `data_dir`."""

@@ -182,15 +182,12 @@ class Namespace:
     def _replace_existing(self, session: Session, existing: Inode, request: CreateRequest) -> None:
         if existing.is_dir:
             raise DfsIsADirectoryError(f"{request.path} is a directory", path=request.path)
-        if existing.under_construction:
-            lease = self.leases.lease_of(session, existing.id)
-            if lease is not None and (lease.holder == request.client_name or not self.leases.soft_expired(lease)):
-                raise LeaseConflictError(
-                    f"{request.path} is already being written by {lease.holder}", path=request.path
-                )
-            self.blocks.recover_file(session, existing.id)
+        lease = self.leases.lease_of(session, existing.id) if existing.under_construction else None
+        if lease is not None and (lease.holder == request.client_name or not self.leases.soft_expired(lease)):
+            raise LeaseConflictError(f"{request.path} is already being written by {lease.holder}", path=request.path)
         if not request.overwrite:
             raise DfsFileExistsError(f"File already exists: {request.path}", path=request.path)
+        # Replacing a file whose writer is past its soft limit needs no recovery first: it is deleted.
         self._delete_subtree(session, existing)
 
     def set_replication(self, session: Session, request: SetReplicationRequest) -> FileStatus:

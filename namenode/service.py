@@ -79,7 +79,7 @@ class NameNode:
         self.blocks = BlockManager(settings, self.datanodes, self.leases, clock)
         self.locator = BlockLocator(self.datanodes, clock)
         self.namespace = Namespace(settings, self.blocks, self.leases, clock)
-        self.reports = BlockReportProcessor(settings.min_replication, clock)
+        self.reports = BlockReportProcessor(settings.min_replication, self.blocks.good_replica_counts, clock)
         self.replication = ReplicationMonitor(settings, self.datanodes, clock)
         self._background: asyncio.Task[None] | None = None
 
@@ -99,17 +99,27 @@ class NameNode:
     async def _background_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.replication_interval_s)
-            try:
-                await self.db.write(self.background_pass)
-            except Exception:
-                log.exception("background pass failed")
+            await self.background_pass()
 
-    def background_pass(self, session: Session) -> None:
-        """Liveness, lease recovery and one replication pass, as one transaction."""
-        self.datanodes.mark_dead_nodes(session)
-        for inode_id in self.leases.hard_expired(session):
-            self.blocks.recover_file(session, inode_id)
-        self.replication.run_once(session)
+    async def background_pass(self) -> None:
+        """Liveness, lease recovery, one replication pass: each its own transaction, so one
+        failure (logged) cannot hold back the others."""
+        steps: list[tuple[str, Callable[[Session], object]]] = [("dead-node check", self.datanodes.mark_dead_nodes)]
+        try:
+            expired = await self.db.read(self.leases.hard_expired)
+        except Exception:
+            log.exception("background step failed", step="lease scan")
+            expired = []
+        steps += [
+            (f"lease recovery of file {inode_id}", partial(self.blocks.recover_file, inode_id=inode_id))
+            for inode_id in expired
+        ]
+        steps.append(("replication pass", self.replication.run_once))
+        for name, step in steps:
+            try:
+                await self.db.write(step)
+            except Exception:
+                log.exception("background step failed", step=name)
 
     # --- namespace -------------------------------------------------------------------------
 
@@ -194,7 +204,7 @@ class NameNode:
 
     def _report(self, session: Session) -> ClusterReport:
         nodes = self.datanodes.describe(session)
-        live = [node for node in nodes if node.state is not DatanodeState.DEAD]
+        live = [node for node in nodes if node.state is not DatanodeState.DEAD]  # stale nodes still hold data
         files, directories = self.namespace.counts(session)
         queued = (
             session.execute(
@@ -221,7 +231,8 @@ class NameNode:
             or 0,
             missing_blocks=missing,
             pending_deletions=session.scalar(select(func.count()).select_from(Invalidation)) or 0,
-            live_datanodes=len(live),
+            live_datanodes=sum(1 for node in nodes if node.state is DatanodeState.LIVE),
+            stale_datanodes=sum(1 for node in nodes if node.state is DatanodeState.STALE),
             dead_datanodes=len(nodes) - len(live),
             datanodes=nodes,
         )

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy.orm import Session
 
 from namenode.db.models import Invalidation, ReplicationQueueEntry
-from namenode.db.upsert import insert_ignore
+from namenode.db.upsert import insert_ignore, upsert_min
 
 #: Queue priorities, most urgent first (issue #3 refines them).
 PRIORITY_HIGHEST = 0  # one or no good replica left
@@ -16,9 +16,10 @@ PRIORITY_NORMAL = 2  # possibly over-replicated, or a replica state changed
 
 
 def enqueue_blocks(session: Session, block_ids: Iterable[int], now: float, priority: int = PRIORITY_NORMAL) -> None:
-    """Ask the replication monitor to look at these blocks (no-op for ones already queued)."""
+    """Ask the replication monitor to look at these blocks; an entry already queued keeps the more
+    urgent of its priority and this one."""
     rows = [{"block_id": block_id, "priority": priority, "enqueued_at": now} for block_id in set(block_ids)]
-    insert_ignore(session, ReplicationQueueEntry, rows)
+    upsert_min(session, ReplicationQueueEntry, rows, key="block_id", column="priority")
 
 
 def invalidate(session: Session, replicas: Iterable[tuple[str, int, int]], now: float) -> None:

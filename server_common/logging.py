@@ -29,4 +29,8 @@ def configure_logging(service: str, *, json: bool = False, level: str = "info") 
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=sys.stderr, format="%(name)s %(message)s")
+    # Client-library code running inside the servers (pipeline forwarding, copies) logs via stdlib.
+    logging.basicConfig(
+        level=numeric, stream=sys.stderr, format=f"%(asctime)s [%(levelname)s] {service} %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)

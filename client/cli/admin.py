@@ -36,7 +36,7 @@ def _print_report(summary: ClusterReport) -> None:
         f"Files: {summary.files}   Directories: {summary.directories}   Blocks: {summary.blocks}",
         f"Under-replicated blocks: {summary.under_replicated}   Missing blocks: {summary.missing_blocks}   "
         f"Corrupt replicas: {summary.corrupt_replicas}   Pending deletions: {summary.pending_deletions}",
-        f"DataNodes: {summary.live_datanodes} live, {summary.dead_datanodes} dead",
+        f"DataNodes: {summary.live_datanodes} live, {summary.stale_datanodes} stale, {summary.dead_datanodes} dead",
         "",
     ]
     for node in summary.datanodes:

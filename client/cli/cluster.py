@@ -54,7 +54,8 @@ def up(
     )
     previous = signal.signal(signal.SIGTERM, _raise_stop)
     try:
-        stderr.print(f"Starting NameNode and {datanodes} DataNodes under {cluster.base_dir} ...", markup=False)
+        plural = "DataNode" if datanodes == 1 else "DataNodes"
+        stderr.print(f"Starting NameNode and {datanodes} {plural} under {cluster.base_dir} ...", markup=False)
         cluster.start()
         _print_urls(cluster)
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from client.cli.context import get_context, remote_path
 from client.cli.output import human_size, mode_string, print_json, stderr, timestamp
 from client.protocol import paths
 from client.protocol.client_namenode import FileStatus
-from client.protocol.errors import DfsFileNotFoundError, DfsTimeoutError, InvalidArgumentError
+from client.protocol.errors import DfsFileNotFoundError, DfsIsADirectoryError, DfsTimeoutError
 from client.sync_client import DFSClient
 
 app = typer.Typer()
@@ -131,10 +132,11 @@ def put(
 def _sources_and_destination(fs: DFSClient, items: list[str], command: str) -> tuple[list[str], str, bool]:
     """SOURCE... DEST as `cp` reads it: DEST is a directory to go into if it is one or several sources are given."""
     if len(items) < 2:
-        raise InvalidArgumentError(f"{command} needs at least one source and a destination")
+        raise typer.BadParameter(f"{command} needs at least one source and a destination")
     *sources, target = items
     destination = remote_path(target)
-    return sources, destination, len(sources) > 1 or _is_dir(fs, destination)
+    # A trailing slash says "a directory", as with cp: put x /new/ makes /new/x.
+    return sources, destination, len(sources) > 1 or target.endswith("/") or _is_dir(fs, destination)
 
 
 def _is_dir(fs: DFSClient, path: str) -> bool:
@@ -179,9 +181,14 @@ def cat(ctx: typer.Context, targets: Annotated[list[str], typer.Argument(metavar
     """Write files to standard output."""
     out = sys.stdout.buffer
     with get_context(ctx).client() as fs:
-        for target in targets:
-            fs.get(remote_path(target), out)
-    out.flush()
+        try:
+            for target in targets:
+                fs.get(remote_path(target), out)
+            out.flush()
+        except BrokenPipeError:
+            # The reader went away (`dfs cat f | head`): stop quietly, as cat(1) does.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
 
 
 @app.command("rm")
@@ -194,8 +201,11 @@ def rm(
     """Delete files and directories."""
     with get_context(ctx).client() as fs:
         for target in targets:
+            path = remote_path(target)
             try:
-                fs.delete(remote_path(target), recursive=recursive)
+                if not recursive and fs.status(path).is_dir:
+                    raise DfsIsADirectoryError(f"{path} is a directory (use -r to delete it)", path=path)
+                fs.delete(path, recursive=recursive)
             except DfsFileNotFoundError:
                 if not force:
                     raise
@@ -250,13 +260,16 @@ def setrep(
     wait: Annotated[bool, typer.Option("-w", help="Wait until every block has N replicas.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with -w.")] = 600.0,
 ) -> None:
-    """Change the replication factor of a file (re-replication or trimming follows)."""
+    """Change the replication factor of a file, or of every file under a directory."""
     with get_context(ctx).client() as fs:
-        path = remote_path(target)
-        fs.set_replication(path, replication)
-        print(f"Replication {replication} set: {path}")
+        root = fs.status(remote_path(target))
+        files = [e.path for e in fs.walk(root.path) if not e.is_dir] if root.is_dir else [root.path]
+        for path in files:
+            fs.set_replication(path, replication)
+            print(f"Replication {replication} set: {path}")
         if wait:
-            _wait_for_replication(fs, path, replication, timeout)
+            for path in files:
+                _wait_for_replication(fs, path, replication, timeout)
 
 
 def _wait_for_replication(fs: DFSClient, path: str, replication: int, timeout: float) -> None:

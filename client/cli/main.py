@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Annotated
@@ -29,9 +30,9 @@ app.add_typer(cluster.app, name="cluster")
 def _global_options(
     ctx: typer.Context,
     namenode: Annotated[
-        str | None, typer.Option(envvar="DFS_NAMENODE", help="NameNode URL [default: http://127.0.0.1:9870].")
+        str | None, typer.Option(envvar="DFS_NAMENODE", help="NameNode URL (default http://127.0.0.1:9870).")
     ] = None,
-    user: Annotated[str | None, typer.Option(envvar="DFS_USER", help="Act as this user [default: OS user].")] = None,
+    user: Annotated[str | None, typer.Option(envvar="DFS_USER", help="Act as this user (default: OS user).")] = None,
 ) -> None:
     ctx.obj = CliContext(namenode=namenode, user=user)
 
@@ -63,6 +64,8 @@ def main() -> None:
     Usage errors are reported by the command-line parser itself (exit code 2).
     """
     tune_allocator()
+    # SDK warnings (a replica failed over, a pipeline node lost) go to stderr, never into `cat` output.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="dfs: warning: %(message)s")
     try:
         app(prog_name="dfs")
     except KeyboardInterrupt:

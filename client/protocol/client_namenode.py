@@ -282,5 +282,6 @@ class ClusterReport(WireModel):
     missing_blocks: int
     pending_deletions: int
     live_datanodes: int
+    stale_datanodes: int
     dead_datanodes: int
     datanodes: list[DatanodeInfo]

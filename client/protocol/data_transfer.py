@@ -27,9 +27,15 @@ from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, NamedTuple
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-from client.protocol.block_format import DEFAULT_BYTES_PER_CHECKSUM, DIGEST_SIZE, chunk_count, chunk_digests
+from client.protocol.block_format import (
+    DEFAULT_BYTES_PER_CHECKSUM,
+    DIGEST_SIZE,
+    chunk_count,
+    chunk_digests,
+    validate_bytes_per_checksum,
+)
 from client.protocol.common import (
     BlockId,
     DatanodeRef,
@@ -69,7 +75,7 @@ class WriteBlockHeader(WireModel):
     stage: WriteStage
     offset: NonNegative = 0
     final: bool = True
-    bytes_per_checksum: Annotated[int, Field(ge=512, le=16 * 1024 * 1024)] = DEFAULT_BYTES_PER_CHECKSUM
+    bytes_per_checksum: Annotated[int, AfterValidator(validate_bytes_per_checksum)] = DEFAULT_BYTES_PER_CHECKSUM
     downstream: Annotated[list[DatanodeRef], Field(max_length=MAX_PIPELINE_LENGTH)] = []
     previous_gen_stamp: GenStamp | None = None
     client_name: Annotated[str, Field(max_length=256)] = ""

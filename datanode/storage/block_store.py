@@ -143,17 +143,34 @@ class BlockStore:
         for block_id, gen_stamp in metas.items():
             data_path = directory / block_file_name(block_id)
             meta_path = directory / meta_file_name(block_id, gen_stamp)
-            try:
-                length = data_path.stat().st_size
-            except FileNotFoundError:
+            if not data_path.exists() and not self._complete_interrupted_move(block_id, directory):
                 log.warning("meta file without data file", meta=str(meta_path))
                 continue
+            length = data_path.stat().st_size
             if state is ReplicaState.RBW:
                 length = self._recoverable_length(data_path, meta_path, length)
             existing = self._replicas.get(block_id)
             if existing is not None and existing.state is ReplicaState.FINALIZED:
                 continue  # a finalised copy wins over a leftover rbw one
             self._replicas[block_id] = ReplicaInfo(block_id, gen_stamp, length, state, directory)
+
+    def _complete_interrupted_move(self, block_id: int, directory: Path) -> bool:
+        """A crash between the two renames of `_move` left the data file behind: bring it over.
+
+        The data file moves first, so a meta file without its data means the data is still in the
+        other directory, fully fsynced; the meta's directory decides where the replica is.
+        """
+        name = block_file_name(block_id)
+        elsewhere = (
+            self.finalized_dir / finalized_subdir(block_id) / name if directory == self.rbw_dir else self.rbw_dir / name
+        )
+        if not elsewhere.exists():
+            return False
+        os.replace(elsewhere, directory / name)
+        fsync_dir(directory)
+        fsync_dir(elsewhere.parent)
+        log.warning("completed a replica move interrupted by a crash", block=block_id, directory=str(directory))
+        return True
 
     @staticmethod
     def _recoverable_length(data_path: Path, meta_path: Path, data_length: int) -> int:
@@ -214,25 +231,32 @@ class BlockStore:
 
     def finalize(self, replica: ReplicaInfo) -> ReplicaInfo:
         """Move a fully written, already fsynced rbw replica into `finalized/` durably."""
-        target_dir = self.finalized_dir / finalized_subdir(replica.block_id)
-        target_dir.mkdir(parents=True, exist_ok=True)
-        final = replace(replica, state=ReplicaState.FINALIZED, directory=target_dir)
-        os.replace(replica.meta_path, final.meta_path)
-        os.replace(replica.data_path, final.data_path)
-        fsync_dir(target_dir)
-        fsync_dir(replica.directory)
-        self.update(final)
-        return final
+        target_dir = self._finalized_dir_for(replica.block_id)
+        return self._move(replica, target_dir, ReplicaState.FINALIZED)
 
     def unfinalize(self, replica: ReplicaInfo) -> ReplicaInfo:
         """Move a finalised replica back to `rbw/` so a recovering pipeline can rewrite its tail."""
-        back = replace(replica, state=ReplicaState.RBW, directory=self.rbw_dir)
-        os.replace(replica.meta_path, back.meta_path)
-        os.replace(replica.data_path, back.data_path)
-        fsync_dir(self.rbw_dir)
+        return self._move(replica, self.rbw_dir, ReplicaState.RBW)
+
+    def _move(self, replica: ReplicaInfo, target_dir: Path, state: ReplicaState) -> ReplicaInfo:
+        """Data first, then meta: the meta file's directory is where the replica is (see `open`)."""
+        moved = replace(replica, state=state, directory=target_dir)
+        os.replace(replica.data_path, moved.data_path)
+        os.replace(replica.meta_path, moved.meta_path)
+        fsync_dir(target_dir)
         fsync_dir(replica.directory)
-        self.update(back)
-        return back
+        self.update(moved)
+        return moved
+
+    def _finalized_dir_for(self, block_id: int) -> Path:
+        """The replica's subdirectory, created durably (each new level fsynced in its parent)."""
+        target = self.finalized_dir / finalized_subdir(block_id)
+        if not target.is_dir():
+            for level in (target.parent, target):
+                if not level.is_dir():
+                    level.mkdir(exist_ok=True)
+                    fsync_dir(level.parent)
+        return target
 
     def delete(self, block_id: int, gen_stamp: int) -> bool:
         """Delete a replica if its stamp is not newer than `gen_stamp`; True if it was removed."""
@@ -248,6 +272,13 @@ class BlockStore:
         """Drop a replica from the map after its files were found damaged or missing."""
         with self._lock:
             self._replicas.pop(block_id, None)
+
+    def discard(self, replica: ReplicaInfo) -> None:
+        """Drop a replica that never held data: from the map and from the disk."""
+        with self._lock:
+            if self._replicas.get(replica.block_id) == replica:
+                del self._replicas[replica.block_id]
+            self._remove_files(replica)
 
     @staticmethod
     def _remove_files(replica: ReplicaInfo) -> None:

@@ -35,22 +35,28 @@ class ReplicaWriter:
         self.bytes_per_checksum = bytes_per_checksum
         self.length = replica.length
         flags = os.O_RDWR | (os.O_CREAT | os.O_TRUNC if new else 0)
-        self._data_fd = os.open(replica.data_path, flags, 0o644)
+        self._data_fd = self._meta_fd = -1
         try:
+            self._data_fd = os.open(replica.data_path, flags, 0o644)
             self._meta_fd = os.open(replica.meta_path, flags, 0o644)
-        except OSError:
-            os.close(self._data_fd)
+            if new:
+                os.write(self._meta_fd, encode_meta_header(bytes_per_checksum))
+            else:
+                header = decode_meta_header(os.pread(self._meta_fd, META_HEADER_SIZE, 0))
+                if header.bytes_per_checksum != bytes_per_checksum:
+                    raise InvalidArgumentError(
+                        f"replica of block {replica.block_id} uses {header.bytes_per_checksum}-byte chunks, "
+                        f"the writer sent {bytes_per_checksum}"
+                    )
+        except BaseException:
+            self._close_fds()
             raise
-        if new:
-            os.write(self._meta_fd, encode_meta_header(bytes_per_checksum))
-        else:
-            header = decode_meta_header(os.pread(self._meta_fd, META_HEADER_SIZE, 0))
-            if header.bytes_per_checksum != bytes_per_checksum:
-                self.close()
-                raise InvalidArgumentError(
-                    f"replica of block {replica.block_id} uses {header.bytes_per_checksum}-byte chunks, "
-                    f"the writer sent {bytes_per_checksum}"
-                )
+
+    def _close_fds(self) -> None:
+        for fd in (self._data_fd, self._meta_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._data_fd = self._meta_fd = -1
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -69,7 +75,7 @@ class ReplicaWriter:
         try:
             return cls(store, replica, bytes_per_checksum, new=True)
         except BaseException:
-            store.forget(block_id)
+            store.discard(replica)  # nothing was written: leave no files behind
             raise
 
     @classmethod
@@ -150,8 +156,6 @@ class ReplicaWriter:
         """Close the files, leaving the replica in rbw with what was written so far (idempotent)."""
         if self._data_fd < 0:
             return
-        os.close(self._data_fd)
-        os.close(self._meta_fd)
-        self._data_fd = self._meta_fd = -1
+        self._close_fds()
         if self.store.get(self.replica.block_id) is not None:
             self.store.update(replace(self.replica, length=self.length))

@@ -82,6 +82,8 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs["pool_pre_ping"] = True
+            if not writer:
+                kwargs["isolation_level"] = "REPEATABLE READ"  # one snapshot per read, as SQLite WAL gives
         engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(engine, begin="BEGIN IMMEDIATE" if writer else "BEGIN")
@@ -184,6 +186,9 @@ class Database:
             for item, (result, error) in zip(batch, outcomes, strict=True):
                 if len(batch) > 1 and isinstance(error, DBAPIError) and _is_transient(error):
                     retry.append(item)
+                elif isinstance(error, DBAPIError):
+                    log.error("metadata write failed", error=str(error))
+                    _deliver(item, None, InternalError(f"metadata store error: {error.orig}"))
                 else:
                     _deliver(item, result, error)
             for item in retry:

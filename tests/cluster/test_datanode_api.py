@@ -64,6 +64,10 @@ def test_write_needs_a_valid_transfer_header(datanode: httpx.Client) -> None:
     assert_error(
         datanode.post(f"/v1/blocks/{block}", content=body, headers=mismatch), 400, "INVALID_ARGUMENT", "names block"
     )
+    odd_chunks = write_header(block, bytes_per_checksum=1000)
+    assert_error(
+        datanode.post(f"/v1/blocks/{block}", content=body, headers=odd_chunks), 400, "INVALID_ARGUMENT", "power of two"
+    )
     for bad_id in ("0", "-5", "abc", str(2**64)):
         response = datanode.post(f"/v1/blocks/{bad_id}", content=body, headers=write_header(block))
         assert_error(response, 400, "INVALID_ARGUMENT")

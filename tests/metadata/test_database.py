@@ -12,6 +12,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from client.protocol.client_namenode import CreateRequest, MkdirsRequest
 from client.protocol.errors import DfsNotADirectoryError, LeaseConflictError
@@ -127,3 +128,28 @@ def test_unique_names_hold_under_concurrency(database: Database) -> None:
     assert all(isinstance(r, LeaseConflictError) for r in results if isinstance(r, Exception))
     names = database.read_sync(lambda s: s.scalars(select(Inode.name).where(Inode.name == "same")).all())
     assert names == ["same"]
+
+
+def test_requeueing_a_block_only_raises_its_priority(database: Database) -> None:
+    from namenode.db.models import Block, ReplicationQueueEntry
+    from namenode.work_queues import enqueue_blocks
+
+    ns = namespace()
+    status = database.write_sync(partial(ns.create, request=CreateRequest(path="/q", client_name="c"), user="u"))
+
+    def add_block(session: Session) -> int:
+        block = Block(inode_id=status.file_id, idx=0, offset=0, length=0, gen_stamp=1, state="complete")
+        session.add(block)
+        session.flush()
+        return block.id
+
+    block_id = database.write_sync(add_block)
+
+    def priority() -> int:
+        return database.read_sync(lambda s: s.get(ReplicationQueueEntry, block_id).priority)  # type: ignore[union-attr]
+
+    database.write_sync(lambda s: enqueue_blocks(s, [block_id], 1.0, priority=2))
+    database.write_sync(lambda s: enqueue_blocks(s, [block_id], 2.0, priority=0))
+    assert priority() == 0
+    database.write_sync(lambda s: enqueue_blocks(s, [block_id], 3.0, priority=1))
+    assert priority() == 0

@@ -374,7 +374,7 @@ write_headers = st.builds(
     stage=st.sampled_from(list(dt.WriteStage)),
     offset=st.integers(0, 2**63 - 1),
     final=st.booleans(),
-    bytes_per_checksum=st.integers(512, 16 * 1024 * 1024),
+    bytes_per_checksum=st.sampled_from([2**n for n in range(9, 25)]),
     downstream=st.lists(st.integers(0, 1000).map(ref), max_size=16),
     previous_gen_stamp=st.none() | st.integers(1, 2**63 - 1),
     client_name=st.text(max_size=256),
@@ -430,3 +430,9 @@ def test_write_block_response_round_trip_with_a_failed_node() -> None:
 )
 def test_block_url(base: str, expected: str) -> None:
     assert dt.block_url(base, 42) == expected
+
+
+@pytest.mark.parametrize("bytes_per_checksum", [0, 511, 513, 1000, 3 * 1024, 32 * 1024 * 1024])
+def test_write_header_refuses_chunk_sizes_that_are_not_powers_of_two(bytes_per_checksum: int) -> None:
+    with pytest.raises(ValueError, match="power of two"):
+        dt.WriteBlockHeader(block_id=1, gen_stamp=1, stage=dt.WriteStage.CREATE, bytes_per_checksum=bytes_per_checksum)

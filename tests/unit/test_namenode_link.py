@@ -1,0 +1,68 @@
+"""The DataNode's control loop against a scripted NameNode (httpx MockTransport): it must never die."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+
+import httpx
+
+from client.protocol.client_namenode import Routes
+from client.protocol.common import DatanodeRef
+from client.protocol.datanode_namenode import HeartbeatRequest
+from datanode.namenode_link import NameNodeLink
+from datanode.storage.block_store import BlockStore
+
+
+def test_control_loop_survives_a_failed_block_report(tmp_path: Path) -> None:
+    calls: Counter[str] = Counter()
+    heartbeats = asyncio.Event()
+
+    def namenode(request: httpx.Request) -> httpx.Response:
+        route = request.url.path
+        calls[route] += 1
+        if route == Routes.REGISTER:
+            return httpx.Response(
+                200, json={"cluster_id": "CID-x", "heartbeat_interval_s": 0.05, "block_report_interval_s": 3600}
+            )
+        if route == Routes.BLOCK_REPORT and calls[route] == 1:
+            return httpx.Response(503, json={"code": "UNAVAILABLE", "errno": 111, "message": "busy", "path": None})
+        if route == Routes.HEARTBEAT:
+            if calls[route] >= 3:
+                heartbeats.set()
+            return httpx.Response(200, json={"commands": []})
+        return httpx.Response(200, json={"ok": True})
+
+    store = BlockStore(tmp_path)
+    store.open()
+    me = DatanodeRef(id=store.identity.datanode_id, url="http://127.0.0.1:1")
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(namenode)) as http:
+            link = NameNodeLink(
+                store,
+                http,
+                "http://namenode",
+                me=lambda: me,
+                stats=lambda: HeartbeatRequest(datanode_id=me.id, capacity=1, used=0, remaining=1),
+                replicate=_never,
+                heartbeat_interval_s=0.05,
+                block_report_interval_s=None,
+            )
+            task = asyncio.create_task(link.run())
+            await asyncio.wait_for(link.registered.wait(), timeout=20)
+            await asyncio.wait_for(heartbeats.wait(), timeout=20)
+            assert not task.done()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert calls[Routes.REGISTER] == 2  # registered again after the refused report
+    assert calls[Routes.BLOCK_REPORT] == 2
+    assert json.loads((tmp_path / "VERSION").read_text())["cluster_id"] == "CID-x"
+
+
+async def _never(command: object) -> bool:
+    raise AssertionError("no replication expected")
