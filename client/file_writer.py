@@ -189,10 +189,14 @@ class DfsOutputStream:
         if final:
             self._block_pos = self._packet_offset = self._segment_offset = 0
         await self._wait_inflight()
-        if self._block is None:
-            self._block = await self.rpc.add_block(
-                self.path, self.status.file_id, self._committed, sorted(self._excluded)
-            )
+        try:
+            if self._block is None:
+                self._block = await self.rpc.add_block(
+                    self.path, self.status.file_id, self._committed, sorted(self._excluded)
+                )
+        except BaseException as exc:
+            self._failure = exc  # this segment's bytes are gone: no later write may pretend otherwise
+            raise
         self._inflight = asyncio.ensure_future(self._send(segment))
 
     async def _wait_inflight(self) -> None:

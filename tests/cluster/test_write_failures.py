@@ -118,3 +118,20 @@ def _try_overwrite(fs: object, path: str) -> bool:
     except LeaseConflictError:
         return False
     return True
+
+
+def test_a_writer_refuses_further_writes_after_a_failed_block_allocation(cluster: MiniCluster, remote_dir: str) -> None:
+    from client.protocol.errors import PipelineFailedError
+
+    async def scenario() -> None:
+        async with AsyncDFSClient(cluster.url) as fs:
+            stream = await fs.create(f"{remote_dir}/doomed", block_size=BLOCK)
+            await fs.delete(f"{remote_dir}/doomed")  # the file vanishes under the writer
+            with pytest.raises(FileNotFoundError):
+                await stream.write(os.urandom(BLOCK))  # a full block ships: add_block fails
+            with pytest.raises(PipelineFailedError):
+                await stream.write(b"more")  # the lost bytes are not papered over
+            with pytest.raises(PipelineFailedError):
+                await stream.close()
+
+    asyncio.run(scenario())
