@@ -57,4 +57,8 @@ class LeaseManager:
     def hard_expired(self, session: Session, limit: int = 100) -> list[int]:
         """Files whose writer has been silent past the hard limit."""
         cutoff = self.clock() - self.settings.lease_hard_limit_s
-        return list(session.scalars(select(Lease.inode_id).where(Lease.last_renewed < cutoff).limit(limit)))
+        return list(
+            session.scalars(
+                select(Lease.inode_id).where(Lease.last_renewed < cutoff).order_by(Lease.last_renewed).limit(limit)
+            )
+        )

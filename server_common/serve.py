@@ -34,7 +34,7 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 def base_url(host: str, port: int) -> str:
-    shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
     if ":" in shown:
         shown = f"[{shown}]"
     return f"http://{shown}:{port}"

@@ -161,16 +161,24 @@ class BlockStore:
         other directory, fully fsynced; the meta's directory decides where the replica is.
         """
         name = block_file_name(block_id)
-        elsewhere = (
-            self.finalized_dir / finalized_subdir(block_id) / name if directory == self.rbw_dir else self.rbw_dir / name
-        )
-        if not elsewhere.exists():
-            return False
+        other_dir = self.finalized_dir / finalized_subdir(block_id) if directory == self.rbw_dir else self.rbw_dir
+        elsewhere = other_dir / name
+        if not elsewhere.exists() or self._has_meta(other_dir, block_id):
+            return False  # absent, or it belongs to the replica whose meta file sits beside it
         os.replace(elsewhere, directory / name)
         fsync_dir(directory)
         fsync_dir(elsewhere.parent)
         log.warning("completed a replica move interrupted by a crash", block=block_id, directory=str(directory))
         return True
+
+    @staticmethod
+    def _has_meta(directory: Path, block_id: int) -> bool:
+        prefix = f"{block_file_name(block_id)}_"
+        try:
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            return False
+        return any(name.startswith(prefix) and parse_meta_file_name(name) is not None for name in names)
 
     @staticmethod
     def _recoverable_length(data_path: Path, meta_path: Path, data_length: int) -> int:
@@ -282,7 +290,9 @@ class BlockStore:
 
     @staticmethod
     def _remove_files(replica: ReplicaInfo) -> None:
-        for path in (replica.data_path, replica.meta_path):
+        # Meta first: a crash in between leaves a lone data file (ignored), never a lone meta file,
+        # which start-up would take for an interrupted move.
+        for path in (replica.meta_path, replica.data_path):
             try:
                 path.unlink()
             except FileNotFoundError:

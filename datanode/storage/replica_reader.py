@@ -35,10 +35,10 @@ class ReplicaReader:
         try:
             self._meta_fd = os.open(replica.meta_path, os.O_RDONLY)
             self.header = decode_meta_header(os.pread(self._meta_fd, META_HEADER_SIZE, 0))
+            self._check_sizes()
         except BaseException:
             self.close()
             raise
-        self._check_sizes()
 
     def _check_sizes(self) -> None:
         length = self.replica.length

@@ -63,3 +63,19 @@ def test_reopen_with_other_chunk_size_is_refused_without_leaking(tmp_path: Path)
     with pytest.raises(InvalidArgumentError):
         ReplicaWriter.reopen(store, 9, 1, 2 * CHUNK, 100, accepted_gen_stamps={1})
     assert len(os.listdir("/proc/self/fd")) == open_fds
+
+
+def test_restart_never_pairs_a_lone_meta_with_another_replicas_data(tmp_path: Path) -> None:
+    """A lone meta file in finalized/ must not take the data file of a live rbw replica of the same block."""
+    store = BlockStore(tmp_path)
+    store.open()
+    old = written_replica(store, 5, b"old" * 100).finalize()
+    old.data_path.unlink()  # as if a deletion had been interrupted (old versions removed data first)
+    store.forget(5)
+    newer = written_replica(store, 5, b"new data")
+    newer.close()
+    reopened = BlockStore(tmp_path)
+    reopened.open()
+    replica = reopened.get(5)
+    assert replica is not None and replica.state is ReplicaState.RBW
+    assert replica.data_path.read_bytes() == b"new data"
