@@ -52,7 +52,8 @@ def up(
         db_url=db,
         namenode_args=namenode_args,
     )
-    previous = signal.signal(signal.SIGTERM, _raise_stop)
+    # Our own handlers: a shell starting us in the background may have set SIGINT to "ignore".
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         plural = "DataNode" if datanodes == 1 else "DataNodes"
         stderr.print(f"Starting NameNode and {datanodes} {plural} under {cluster.base_dir} ...", markup=False)
@@ -74,7 +75,8 @@ def up(
         stderr.print("Stopping the cluster ...", markup=False)
     finally:
         cluster.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _print_urls(cluster: LocalCluster) -> None:
