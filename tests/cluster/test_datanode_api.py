@@ -82,7 +82,7 @@ def test_corrupt_packets_are_refused_and_never_stored(datanode: httpx.Client) ->
     assert_error(response, 422, "CHECKSUM_MISMATCH", "checksum mismatch")
     assert_error(datanode.get(f"/v1/blocks/{block}", params={"gen_stamp": 1}), 404, "REPLICA_NOT_FOUND")
 
-    bad_magic = b"XXXX" + good[4:]
+    bad_magic = b"JUNK" + good[4:]
     response = datanode.post(f"/v1/blocks/{block}", content=bad_magic, headers=write_header(block))
     assert_error(response, 400, "PROTOCOL_ERROR", "magic")
     truncated = good[: len(good) // 2]

@@ -205,7 +205,7 @@ def test_decoder_rejects_a_bad_header_before_its_body_arrives() -> None:
     """A hostile header must fail at once, not after the decoder buffered what it announced."""
     decoder = dt.PacketDecoder(BPC)
     with pytest.raises(ProtocolError):
-        list(decoder.feed(raw_header(magic=b"XXXX", data_len=10**6)))
+        list(decoder.feed(raw_header(magic=b"JUNK", data_len=10**6)))
 
 
 def test_decoder_rejects_data_length_over_max_data() -> None:
