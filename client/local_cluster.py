@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from client.protocol.client_namenode import ClusterReport, DatanodeState, Routes
+from client.protocol.client_namenode import ClusterReport, DatanodeState, Routes, SafeModeState
 
 START_TIMEOUT_S = 60.0
 
@@ -152,10 +152,12 @@ class LocalCluster:
         namenode_args: Sequence[str] = (),
         datanode_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        racks: int = 1,
     ) -> None:
         self.base_dir = base_dir
         self.host = host
         self.datanode_args = list(datanode_args)
+        self.racks = max(1, racks)
         self.env = dict(env or {})
         args = ["--host", host, "--data-dir", str(base_dir / "namenode"), *namenode_args]
         if db_url:
@@ -185,8 +187,15 @@ class LocalCluster:
         for node in self.datanodes:
             node.wait_ready(timeout)
         self.wait_for_live_datanodes(len(self.datanodes), timeout)
+        wait_until(lambda: self.report().safe_mode is SafeModeState.OFF, timeout, "the NameNode to leave safe mode")
 
-    def add_datanode(self, *, wait: bool = True, extra_args: Sequence[str] = ()) -> NodeProcess:
+    def rack_of(self, number: int) -> str:
+        """DataNodes are dealt over the racks in turn: /rack1, /rack2, ..., /rack1, ..."""
+        return "/default-rack" if self.racks == 1 else f"/rack{(number - 1) % self.racks + 1}"
+
+    def add_datanode(
+        self, *, wait: bool = True, extra_args: Sequence[str] = (), rack: str | None = None
+    ) -> NodeProcess:
         number = len(self.datanodes) + 1
         args = [
             "--host",
@@ -195,6 +204,8 @@ class LocalCluster:
             str(self.base_dir / f"datanode{number}"),
             "--namenode",
             self.url,
+            "--rack",
+            rack or self.rack_of(number),
             *self.datanode_args,
             *extra_args,
         ]

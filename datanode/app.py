@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -58,6 +59,12 @@ def create_app(settings: DataNodeSettings, advertise_url: str) -> FastAPI:
             "capacity": capacity,
             "remaining": free,
             "active_transfers": datanode.active_transfers,
+            "replication_bytes_sent": datanode.replicator.bytes_sent,
+            "scanner": {
+                "period_s": datanode.scanner.period_s,
+                "rate_bytes_per_s": datanode.scanner.rate,
+                **dataclasses.asdict(datanode.scanner.stats),
+            },
         }
 
     return app

@@ -35,6 +35,14 @@ def main(
     heartbeat_interval: Annotated[float | None, typer.Option(help="Seconds between heartbeats.")] = None,
     block_report_interval: Annotated[float | None, typer.Option(help="Seconds between full block reports.")] = None,
     transfer_timeout: Annotated[float | None, typer.Option(help="Seconds before a stalled transfer fails.")] = None,
+    capacity: Annotated[int | None, typer.Option(help="Report at most this many bytes of capacity.")] = None,
+    scan_period: Annotated[
+        float | None, typer.Option(help="Seconds in which the scanner verifies every replica once.")
+    ] = None,
+    scan_rate: Annotated[float | None, typer.Option(help="Scanner read rate cap, MB/s.")] = None,
+    replication_bandwidth: Annotated[
+        float | None, typer.Option(help="Cap on re-replication/balancer copies sent, MB/s.")
+    ] = None,
     log_json: Annotated[bool | None, typer.Option("--log-json/--log-console", help="Log format.")] = None,
 ) -> None:
     """Store blocks in DATA_DIR and serve them on HOST:PORT until interrupted."""
@@ -53,6 +61,10 @@ def main(
         "heartbeat_interval_s": heartbeat_interval,
         "block_report_interval_s": block_report_interval,
         "transfer_timeout_s": transfer_timeout,
+        "capacity_bytes": capacity,
+        "scan_period_s": scan_period,
+        "scan_rate_mbps": scan_rate,
+        "replication_bandwidth_mbps": replication_bandwidth,
         "log_json": log_json,
     }
     try:

@@ -26,6 +26,13 @@ class DataNodeSettings(BaseSettings):
     heartbeat_interval_s: float | None = Field(None, gt=0)
     block_report_interval_s: float | None = Field(None, gt=0)
     transfer_timeout_s: float = Field(60.0, gt=0)
+    #: Report at most this capacity (bytes), e.g. to share a disk between DataNodes; default: the disk.
+    capacity_bytes: int | None = Field(None, ge=1024 * 1024)
+    #: Block scanner: verify each replica once per period, at most this fast. Unset: the NameNode's defaults.
+    scan_period_s: float | None = Field(None, gt=0)
+    scan_rate_mbps: float | None = Field(None, gt=0)
+    #: Cap on the copies this node sends for re-replication and balancing, MB/s (unset: the NameNode's pace).
+    replication_bandwidth_mbps: float | None = Field(None, gt=0)
     #: Bytes per read/write packet on the data path.
     packet_size: int = Field(1024 * 1024, ge=64 * 1024, le=16 * 1024 * 1024)
     disk_threads: int = Field(8, ge=1, le=256)

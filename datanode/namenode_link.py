@@ -61,6 +61,7 @@ class NameNodeLink:
         replicate: Callable[[ReplicateBlockCommand], Awaitable[bool]],
         heartbeat_interval_s: float | None,
         block_report_interval_s: float | None,
+        on_registered: Callable[[RegisterResponse], None] | None = None,
     ) -> None:
         self.store = store
         self.http = http
@@ -71,6 +72,7 @@ class NameNodeLink:
         self.own_heartbeat_interval_s = heartbeat_interval_s
         self.heartbeat_interval_s = heartbeat_interval_s or 3.0
         self.block_report_interval_s = block_report_interval_s
+        self.on_registered = on_registered
         self.registered = asyncio.Event()
         self._report_lock = asyncio.Lock()
         self._unsent_received: dict[int, ReportedReplica] = {}
@@ -143,6 +145,8 @@ class NameNodeLink:
         self.heartbeat_interval_s = self.own_heartbeat_interval_s or answer.heartbeat_interval_s
         if self.block_report_interval_s is None:
             self.block_report_interval_s = answer.block_report_interval_s
+        if self.on_registered is not None:
+            self.on_registered(answer)
         log.info("registered with NameNode", namenode=self.namenode_url, cluster_id=answer.cluster_id)
 
     async def _full_report(self) -> None:

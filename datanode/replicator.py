@@ -29,6 +29,7 @@ class Replicator:
         packet_size: int,
         transfer_timeout_s: float,
         on_corrupt: Callable[[ExtendedBlock, str], Awaitable[None]],
+        own_rate_bytes_per_s: float | None = None,
     ) -> None:
         self.store = store
         self.http = http
@@ -36,6 +37,9 @@ class Replicator:
         self.packet_size = packet_size
         self.timeout = transfer_timeout_s
         self.on_corrupt = on_corrupt
+        self.own_rate = own_rate_bytes_per_s
+        #: Bytes sent by copies so far (for /v1/info and the recovery benchmark).
+        self.bytes_sent = 0
 
     async def replicate(self, command: ReplicateBlockCommand) -> bool:
         """Copy the block to the command's targets (as one pipeline); True on success."""
@@ -64,7 +68,7 @@ class Replicator:
                 self.http,
                 command.targets[0],
                 header,
-                self._packets(reader),
+                self._packets(reader, self._rate(command)),
                 timeout=httpx.Timeout(self.timeout, connect=10.0),
             )
         except ChecksumMismatchError as exc:
@@ -80,11 +84,23 @@ class Replicator:
         log.info("block replicated", block=block.block_id, targets=[t.id for t in command.targets], ok=ok)
         return ok
 
-    async def _packets(self, reader: ReplicaReader) -> AsyncIterator[bytes]:
+    def _rate(self, command: ReplicateBlockCommand) -> float | None:
+        rates = [r for r in (command.max_rate_bytes_per_s, self.own_rate) if r]
+        return min(rates) if rates else None
+
+    async def _packets(self, reader: ReplicaReader, rate: float | None) -> AsyncIterator[bytes]:
+        """The replica's packets, paced to at most `rate` bytes per second."""
         loop = asyncio.get_running_loop()
         bpc = reader.header.bytes_per_checksum
         plan = reader.plan(0, None)
+        started, sent = loop.time(), 0
         for start, size in reader.packets(plan, max(bpc, self.packet_size // bpc * bpc)):
             digests, data = await loop.run_in_executor(self.disk, reader.read_packet, start, size)
+            if rate:
+                ahead = sent / rate - (loop.time() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
             yield encode_packet_prefix(start, len(data), digests)
             yield data
+            sent += len(data)
+            self.bytes_sent += len(data)

@@ -17,14 +17,15 @@ from datanode.block_sender import BlockSender
 from datanode.config import DataNodeSettings
 from datanode.namenode_link import NameNodeLink
 from datanode.replicator import Replicator
-from datanode.storage.block_store import BlockStore
+from datanode.scanner import BlockScanner
+from datanode.storage.block_store import BlockStore, ReplicaInfo
 
 
 class DataNode:
     def __init__(self, settings: DataNodeSettings, advertise_url: str) -> None:
         self.settings = settings
         self.advertise_url = advertise_url.rstrip("/")
-        self.store = BlockStore(settings.data_dir)
+        self.store = BlockStore(settings.data_dir, settings.capacity_bytes)
         self.disk = concurrent.futures.ThreadPoolExecutor(settings.disk_threads, thread_name_prefix="disk")
         self.http = make_http_client(timeout=httpx.Timeout(settings.transfer_timeout_s, connect=10.0))
         self.active_transfers = 0
@@ -35,6 +36,14 @@ class DataNode:
             settings.packet_size,
             settings.transfer_timeout_s,
             on_corrupt=self._report_corrupt,
+            own_rate_bytes_per_s=_mb(settings.replication_bandwidth_mbps),
+        )
+        self.scanner = BlockScanner(
+            self.store,
+            self.disk,
+            self._report_corrupt,
+            period_s=settings.scan_period_s,
+            rate_bytes_per_s=_mb(settings.scan_rate_mbps),
         )
         self.link = NameNodeLink(
             self.store,
@@ -45,6 +54,7 @@ class DataNode:
             replicate=self._replicate,
             heartbeat_interval_s=settings.heartbeat_interval_s,
             block_report_interval_s=settings.block_report_interval_s,
+            on_registered=lambda answer: self.scanner.configure(answer.scan_period_s, answer.scan_rate_bytes_per_s),
         )
         self.receiver = BlockReceiver(
             self.store,
@@ -56,6 +66,7 @@ class DataNode:
         )
         self.sender = BlockSender(self.store, self.disk, settings.packet_size, self._report_corrupt)
         self._link_task: asyncio.Task[None] | None = None
+        self._scanner_task: asyncio.Task[None] | None = None
 
     def ref(self) -> DatanodeRef:
         return DatanodeRef(id=self.store.identity.datanode_id, url=self.advertise_url, rack=self.settings.rack)
@@ -73,12 +84,14 @@ class DataNode:
     async def start(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self.disk, self.store.open)
         self._link_task = asyncio.create_task(self.link.run(), name="namenode-link")
+        self._scanner_task = asyncio.create_task(self.scanner.run(), name="block-scanner")
 
     async def stop(self) -> None:
-        if self._link_task is not None:
-            self._link_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._link_task
+        for task in (self._scanner_task, self._link_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.link.close()
         await self.http.aclose()
         self.disk.shutdown(wait=True)
@@ -101,5 +114,13 @@ class DataNode:
         with self.transfer():
             return await self.replicator.replicate(command)
 
+    async def _finalized(self, replica: ReplicaInfo) -> None:
+        self.scanner.mark_verified(replica.block_id)  # every chunk was verified on its way in
+        await self.link.replica_finalized(replica)
+
     async def _report_corrupt(self, block: ExtendedBlock, reason: str) -> None:
         await self.link.report_corrupt(block, reason)
+
+
+def _mb(value: float | None) -> float | None:
+    return None if value is None else value * 1_000_000

@@ -10,13 +10,13 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from client.protocol.client_namenode import DatanodeState, LocatedBlock, LocatedBlocks
+from client.protocol.client_namenode import AdminState, DatanodeState, LocatedBlock, LocatedBlocks
 from client.protocol.common import DatanodeRef, ExtendedBlock
 from client.protocol.errors import DfsIsADirectoryError, InvalidArgumentError
-from namenode.block_manager import BLOCK_UC, REPLICA_FINALIZED
 from namenode.datanode_manager import DatanodeManager
 from namenode.db.models import Block, Datanode, Replica
 from namenode.inodes import resolve
+from namenode.states import BLOCK_UC, REPLICA_FINALIZED
 
 #: Most blocks one answer carries; readers ask again for the rest of a huge range.
 MAX_BLOCKS_PER_ANSWER = 1000
@@ -92,10 +92,11 @@ class BlockLocator:
                     and replica.gen_stamp == block.gen_stamp
                     and replica.length == block.length
                 ):
-                    good.append((0 if state is DatanodeState.LIVE else 1, ref))
+                    leaving = node.admin_state != AdminState.NORMAL
+                    good.append((2 if state is DatanodeState.STALE else int(leaving), ref))
                 else:
                     corrupt.append(ref)
-            # Spread readers over replicas; stale nodes go last.
+            # Spread readers over replicas; decommissioning nodes after in-service ones, stale ones last.
             self.rng.shuffle(good)
             good.sort(key=lambda item: item[0])
             located.append(

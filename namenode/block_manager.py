@@ -35,18 +35,20 @@ from client.protocol.errors import (
 )
 from namenode import placement
 from namenode.config import NameNodeSettings
-from namenode.datanode_manager import STATE_LIVE, DatanodeManager
+from namenode.datanode_manager import DatanodeManager
 from namenode.db.models import Block, Datanode, Inode, Replica
 from namenode.leases import LeaseManager
+from namenode.states import (
+    BLOCK_COMMITTED,
+    BLOCK_COMPLETE,
+    BLOCK_UC,
+    REPLICA_CORRUPT,
+    REPLICA_FINALIZED,
+    STATE_LIVE,
+)
 from namenode.work_queues import PRIORITY_HIGHEST, PRIORITY_UNDER_REPLICATED, enqueue_blocks, invalidate
 
 log = structlog.get_logger(__name__)
-
-BLOCK_UC = "under_construction"
-BLOCK_COMMITTED = "committed"
-BLOCK_COMPLETE = "complete"
-REPLICA_FINALIZED = "finalized"
-REPLICA_CORRUPT = "corrupt"
 
 
 class BlockManager:

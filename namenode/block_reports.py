@@ -22,15 +22,15 @@ from client.protocol.datanode_namenode import (
     ReportedReplica,
 )
 from client.protocol.errors import InvalidArgumentError, UnknownDatanodeError
-from namenode.block_manager import (
+from namenode.db.models import Block, Datanode, PendingReplication, Replica
+from namenode.states import (
     BLOCK_COMMITTED,
     BLOCK_COMPLETE,
     BLOCK_UC,
     REPLICA_CORRUPT,
     REPLICA_FINALIZED,
+    STATE_DEAD,
 )
-from namenode.datanode_manager import STATE_DEAD
-from namenode.db.models import Block, Datanode, PendingReplication, Replica
 from namenode.work_queues import enqueue_blocks, invalidate
 
 log = structlog.get_logger(__name__)
@@ -138,6 +138,7 @@ class BlockReportProcessor:
                 self._maybe_complete(session, block)
         invalidate(session, doomed, now)
         if changed:
+            self._finish_moves(session, node, changed, now)
             # A copy the replication monitor asked for has arrived.
             session.execute(
                 delete(PendingReplication).where(
@@ -145,6 +146,21 @@ class BlockReportProcessor:
                 )
             )
         enqueue_blocks(session, [bid for bid in changed if bid in blocks and blocks[bid].state != BLOCK_UC], now)
+
+    def _finish_moves(self, session: Session, node: Datanode, block_ids: list[int], now: float) -> None:
+        """A balancer move landed on `node`: the source's replica goes (the block keeps its count)."""
+        moves = session.scalars(
+            select(PendingReplication).where(
+                PendingReplication.target_id == node.id,
+                PendingReplication.block_id.in_(block_ids),
+                PendingReplication.is_move.is_(True),
+            )
+        ).all()
+        for move in moves:
+            source = session.get(Replica, (move.block_id, move.source_id))
+            if source is not None:
+                invalidate(session, [(source.datanode_id, source.block_id, source.gen_stamp)], now)
+                session.delete(source)
 
     def _maybe_complete(self, session: Session, block: Block) -> None:
         session.flush()

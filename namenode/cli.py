@@ -33,6 +33,18 @@ def main(
     lease_hard_limit: Annotated[
         float | None, typer.Option(help="Seconds before a silent writer's file is recovered.")
     ] = None,
+    replication_bandwidth: Annotated[
+        float | None, typer.Option(help="Cluster-wide re-replication budget, MB/s (0: unlimited).")
+    ] = None,
+    scan_period: Annotated[
+        float | None, typer.Option(help="Default seconds in which DataNodes verify every replica once.")
+    ] = None,
+    safemode_threshold: Annotated[
+        float | None, typer.Option(help="Fraction of blocks reported before safe mode ends.")
+    ] = None,
+    safemode_extension: Annotated[
+        float | None, typer.Option(help="Seconds safe mode lasts after the threshold is reached.")
+    ] = None,
     log_json: Annotated[bool | None, typer.Option("--log-json/--log-console", help="Log format.")] = None,
 ) -> None:
     """Serve the namespace on HOST:PORT until interrupted."""
@@ -54,6 +66,10 @@ def main(
         "replication_interval_s": replication_interval,
         "lease_soft_limit_s": lease_soft_limit,
         "lease_hard_limit_s": lease_hard_limit,
+        "replication_bandwidth_mbps": replication_bandwidth,
+        "scan_period_s": scan_period,
+        "safemode_threshold": safemode_threshold,
+        "safemode_extension_s": safemode_extension,
         "log_json": log_json,
     }
     try:

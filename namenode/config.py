@@ -39,6 +39,15 @@ class NameNodeSettings(BaseSettings):
     replication_interval_s: float = Field(3.0, gt=0)
     pending_replication_timeout_s: float = Field(300.0, gt=0)
     max_replication_streams: int = Field(2, ge=1)
+    #: Cluster-wide budget for re-replication traffic, MB/s (0: unlimited). Balancer moves have their own.
+    replication_bandwidth_mbps: float = Field(100.0, ge=0)
+    #: Start-up safe mode: leave once this fraction of blocks has min_replication reported replicas ...
+    safemode_threshold: float = Field(0.999, ge=0, le=1)
+    #: ... and this many seconds have passed since the threshold was reached.
+    safemode_extension_s: float = Field(5.0, ge=0)
+    #: Cluster-wide DataNode block scanner defaults (a DataNode's own flags win).
+    scan_period_s: float = Field(21 * 24 * 3600.0, gt=0)
+    scan_rate_mbps: float = Field(8.0, gt=0)
     invalidations_per_heartbeat: int = Field(1000, ge=1)
     lease_soft_limit_s: float = Field(60.0, gt=0)
     lease_hard_limit_s: float = Field(3600.0, gt=0)

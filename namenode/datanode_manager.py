@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
 
 import structlog
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from client.protocol.client_namenode import DatanodeInfo, DatanodeState
+from client.protocol.client_namenode import AdminState, DatanodeInfo, DatanodeState
 from client.protocol.common import DatanodeRef, ExtendedBlock
 from client.protocol.datanode_namenode import (
     Command,
@@ -21,25 +22,32 @@ from client.protocol.datanode_namenode import (
     ReplicateBlockCommand,
     ReregisterCommand,
 )
-from client.protocol.errors import ClusterMismatchError, UnknownDatanodeError
+from client.protocol.errors import ClusterMismatchError, InvalidArgumentError, UnknownDatanodeError
 from namenode.config import NameNodeSettings
 from namenode.db.models import Block, Datanode, Invalidation, PendingReplication, Replica
 from namenode.placement import NodeLoad
-from namenode.work_queues import PRIORITY_UNDER_REPLICATED, enqueue_blocks
+from namenode.safemode import SafeMode
+from namenode.states import STATE_DEAD, STATE_LIVE
+from namenode.throttle import TokenBucket
+from namenode.work_queues import PRIORITY_NORMAL, PRIORITY_UNDER_REPLICATED, enqueue_blocks
 
 log = structlog.get_logger(__name__)
 
-STATE_LIVE = "live"
-STATE_DEAD = "dead"
-ADMIN_NORMAL = "normal"
+MB = 1_000_000
 
 
 class DatanodeManager:
     """Owns the `datanodes` table and decides what each DataNode is told to do."""
 
-    def __init__(self, settings: NameNodeSettings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: NameNodeSettings, safemode: SafeMode, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.safemode = safemode
         self.clock = clock
+        #: Nodes that registered with this NameNode process; others are told to register again,
+        #: so that after a restart every node sends the full report safe mode waits for.
+        self.registered_since_start: set[str] = set()
+        self.recovery_budget = TokenBucket(settings.replication_bandwidth_mbps * MB)
+        self.balancer_budget = TokenBucket(0)
 
     # --- liveness --------------------------------------------------------------------------
 
@@ -60,7 +68,8 @@ class DatanodeManager:
             remaining=node.remaining,
             capacity=node.capacity,
             active_transfers=node.active_transfers,
-            usable=self.state_of(node, now) is DatanodeState.LIVE and node.admin_state == ADMIN_NORMAL,
+            usable=self.state_of(node, now) is DatanodeState.LIVE and node.admin_state == AdminState.NORMAL,
+            host=urlsplit(node.url).hostname or "",
         )
 
     def all_loads(self, session: Session) -> list[NodeLoad]:
@@ -108,7 +117,7 @@ class DatanodeManager:
         now = self.clock()
         node = session.get(Datanode, request.datanode_id)
         if node is None:
-            node = Datanode(id=request.datanode_id, registered_at=now, admin_state=ADMIN_NORMAL)
+            node = Datanode(id=request.datanode_id, registered_at=now, admin_state=AdminState.NORMAL.value)
             session.add(node)
         node.url = request.url
         node.rack = request.rack
@@ -121,11 +130,14 @@ class DatanodeManager:
         node.state = STATE_LIVE
         node.version = request.version
         node.current_report_id = None
+        self.registered_since_start.add(node.id)
         log.info("datanode registered", datanode=node.id, url=node.url, rack=node.rack)
         return RegisterResponse(
             cluster_id=cluster_id,
             heartbeat_interval_s=self.settings.heartbeat_interval_s,
             block_report_interval_s=self.settings.block_report_interval_s,
+            scan_period_s=self.settings.scan_period_s,
+            scan_rate_bytes_per_s=int(self.settings.scan_rate_mbps * MB),
         )
 
     def heartbeat(self, session: Session, request: HeartbeatRequest) -> HeartbeatResponse:
@@ -140,9 +152,12 @@ class DatanodeManager:
         node.active_transfers = request.active_transfers
         node.failed_volumes = request.failed_volumes
         node.last_heartbeat = now
-        if was_dead:
-            # Its replicas were written off; only a fresh registration + full report brings them back.
+        if was_dead or node.id not in self.registered_since_start:
+            # Written off while dead, or known only from before our restart: only a fresh
+            # registration and full block report bring its replicas back.
             return HeartbeatResponse(commands=[ReregisterCommand()])
+        if self.safemode.on:
+            return HeartbeatResponse(commands=[])  # nothing is deleted or copied in safe mode
         commands: list[Command] = []
         deletes = self._take_invalidations(session, node.id)
         if deletes:
@@ -197,11 +212,15 @@ class DatanodeManager:
             if block is None or target is None:
                 session.delete(item)
                 continue
+            budget = self.balancer_budget if item.is_move else self.recovery_budget
+            if not budget.try_take(block.length):
+                break  # over budget: the rest waits for a later heartbeat
             item.sent_at = now
             commands.append(
                 ReplicateBlockCommand(
                     block=ExtendedBlock(block_id=block.id, gen_stamp=block.gen_stamp),
                     length=block.length,
+                    max_rate_bytes_per_s=None if budget.unlimited else max(1, int(budget.rate)),
                     targets=[self.ref(target)],
                 )
             )
@@ -210,26 +229,58 @@ class DatanodeManager:
     # --- reporting -------------------------------------------------------------------------
 
     def describe(self, session: Session) -> list[DatanodeInfo]:
-        now = self.clock()
         counts = dict(
             session.execute(select(Replica.datanode_id, func.count()).group_by(Replica.datanode_id)).tuples().all()
         )
         return [
-            DatanodeInfo(
-                id=node.id,
-                url=node.url,
-                rack=node.rack,
-                state=self.state_of(node, now),
-                admin_state=node.admin_state,
-                capacity=node.capacity,
-                used=node.used,
-                remaining=node.remaining,
-                blocks=counts.get(node.id, 0),
-                active_transfers=node.active_transfers,
-                last_heartbeat_age_s=round(max(0.0, now - node.last_heartbeat), 3),
-            )
+            self.info_of(node, counts.get(node.id, 0))
             for node in session.scalars(select(Datanode).order_by(Datanode.id))
         ]
+
+    def info_of(self, node: Datanode, blocks: int) -> DatanodeInfo:
+        now = self.clock()
+        return DatanodeInfo(
+            id=node.id,
+            url=node.url,
+            rack=node.rack,
+            state=self.state_of(node, now),
+            admin_state=AdminState(node.admin_state),
+            capacity=node.capacity,
+            used=node.used,
+            remaining=node.remaining,
+            blocks=blocks,
+            active_transfers=node.active_transfers,
+            last_heartbeat_age_s=round(max(0.0, now - node.last_heartbeat), 3),
+        )
+
+    # --- decommissioning -------------------------------------------------------------------
+
+    def find(self, session: Session, selector: str) -> Datanode:
+        """A DataNode by id, URL, host:port, or a unique prefix of its id."""
+        text = selector.strip().rstrip("/")
+        nodes = list(session.scalars(select(Datanode)))
+        matches = [n for n in nodes if text in (n.id, n.url.rstrip("/"), urlsplit(n.url).netloc)]
+        if not matches:
+            matches = [n for n in nodes if n.id.startswith(text)]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise UnknownDatanodeError(f"no DataNode matches {selector!r}")
+        raise InvalidArgumentError(f"{selector!r} matches {len(matches)} DataNodes: {sorted(n.id for n in matches)}")
+
+    def set_admin_state(self, session: Session, selector: str, wanted: AdminState) -> DatanodeInfo:
+        """Start decommissioning (its replicas are copied elsewhere) or put a node back in service."""
+        node = self.find(session, selector)
+        current = AdminState(node.admin_state)
+        leaving = wanted is AdminState.DECOMMISSIONING
+        if (leaving and current is AdminState.NORMAL) or (not leaving and current is not AdminState.NORMAL):
+            node.admin_state = wanted.value
+            block_ids = list(session.scalars(select(Replica.block_id).where(Replica.datanode_id == node.id)))
+            priority = PRIORITY_UNDER_REPLICATED if leaving else PRIORITY_NORMAL  # back in service: trim extras
+            enqueue_blocks(session, block_ids, self.clock(), priority)
+            log.warning("datanode admin state changed", datanode=node.id, state=wanted.value, blocks=len(block_ids))
+        blocks = session.scalar(select(func.count()).select_from(Replica).where(Replica.datanode_id == node.id)) or 0
+        return self.info_of(node, blocks)
 
     def touch_all(self, session: Session) -> None:
         """After a NameNode restart, give every node a fresh grace period before judging it."""

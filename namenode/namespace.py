@@ -34,11 +34,12 @@ from client.protocol.errors import (
     InvalidArgumentError,
     LeaseConflictError,
 )
-from namenode.block_manager import BLOCK_UC, BlockManager
+from namenode.block_manager import BlockManager
 from namenode.config import NameNodeSettings
 from namenode.db.models import Block, Inode
 from namenode.inodes import lookup_child, resolve, resolve_chain, resolve_parent, root, to_status
 from namenode.leases import LeaseManager
+from namenode.states import BLOCK_UC
 from namenode.work_queues import enqueue_blocks
 
 

@@ -1,11 +1,21 @@
-"""Replication monitor: brings every queued block back to its target number of good replicas.
+"""Replication monitor: brings every queued block back to its target number of well-placed replicas.
 
-It works through the durable `replication_queue` in priority order in bounded passes.
-For each block it counts good replicas (finalised, right stamp and length, node not
-dead), schedules copies from a good holder to new nodes when short, deletes extras
-from the fullest nodes when over, and deletes corrupt replicas once enough good ones
-exist. Copies are handed to the source DataNode with its next heartbeat, a few at a
-time per node, and time out if no replica shows up.
+It works through the durable `replication_queue` in priority order, in bounded passes.
+For each block it counts *good* replicas: finalised, right stamp and length, on a node
+that is not dead and is in service (replicas on decommissioning nodes serve reads and
+copies but do not count). Then:
+
+- short of target: copy from a holder with the fewest transfers to new nodes chosen by
+  the placement policy (a second rack first);
+- enough replicas but all on one rack while the cluster has several: copy one to another
+  rack (the now-excess replica is trimmed on a later pass, keeping the spread);
+- over target: delete extras, never the last replica of a rack, fullest node first;
+- corrupt or stale replicas: deleted once the good ones reach the target.
+
+Copies are handed to the source DataNode with its heartbeats, a few at a time per node
+and within the cluster-wide bandwidth budget (datanode_manager), and time out if no
+replica arrives. Decommissioning nodes become decommissioned once every block they hold
+has its full replication elsewhere.
 """
 
 from __future__ import annotations
@@ -20,13 +30,13 @@ import structlog
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from client.protocol.client_namenode import DatanodeState
+from client.protocol.client_namenode import AdminState, DatanodeState
 from namenode import placement
-from namenode.block_manager import BLOCK_UC, REPLICA_FINALIZED
 from namenode.config import NameNodeSettings
 from namenode.datanode_manager import DatanodeManager
 from namenode.db.models import Block, Datanode, Inode, PendingReplication, Replica, ReplicationQueueEntry
-from namenode.work_queues import PRIORITY_HIGHEST, PRIORITY_UNDER_REPLICATED, invalidate
+from namenode.states import BLOCK_COMPLETE, BLOCK_UC, REPLICA_FINALIZED
+from namenode.work_queues import invalidate, priority_for
 
 log = structlog.get_logger(__name__)
 
@@ -42,12 +52,34 @@ class PassStats:
 
 
 @dataclass
-class _Cluster:
-    """One pass's snapshot of node load and liveness."""
+class ClusterView:
+    """One pass's snapshot of every DataNode: load, liveness and service state."""
 
     loads: dict[str, placement.NodeLoad]
     states: dict[str, DatanodeState]
+    admin: dict[str, AdminState]
     queued_per_source: Counter[str]
+
+    @property
+    def racks_available(self) -> int:
+        return len({load.rack for load in self.loads.values() if load.usable})
+
+    def counts(self, node_id: str) -> bool:
+        """Does a replica on this node count toward the target?"""
+        return (
+            self.states.get(node_id, DatanodeState.DEAD) is not DatanodeState.DEAD
+            and self.admin.get(node_id) is AdminState.NORMAL
+        )
+
+    def can_source(self, node_id: str) -> bool:
+        return self.states.get(node_id) is DatanodeState.LIVE
+
+
+def is_intact(replica: Replica, block: Block) -> bool:
+    """The replica holds exactly this version of the block."""
+    return (
+        replica.state == REPLICA_FINALIZED and replica.gen_stamp == block.gen_stamp and replica.length == block.length
+    )
 
 
 class ReplicationMonitor:
@@ -63,24 +95,24 @@ class ReplicationMonitor:
         self.clock = clock
         self.rng = rng or random.Random()
 
-    def run_once(self, session: Session) -> PassStats:
-        """One bounded pass over the most urgent queue entries."""
+    def view(self, session: Session) -> ClusterView:
         now = self.clock()
-        self._expire_pending(session, now)
         nodes = list(session.scalars(select(Datanode)))
-        cluster = _Cluster(
+        queued = session.execute(
+            select(PendingReplication.source_id, func.count()).group_by(PendingReplication.source_id)
+        ).tuples()
+        return ClusterView(
             loads={node.id: self.datanodes.load_of(node, now) for node in nodes},
             states={node.id: self.datanodes.state_of(node, now) for node in nodes},
-            queued_per_source=Counter(
-                dict(
-                    session.execute(
-                        select(PendingReplication.source_id, func.count()).group_by(PendingReplication.source_id)
-                    )
-                    .tuples()
-                    .all()
-                )
-            ),
+            admin={node.id: AdminState(node.admin_state) for node in nodes},
+            queued_per_source=Counter(dict(queued.all())),
         )
+
+    def run_once(self, session: Session) -> PassStats:
+        """One bounded pass over the most urgent queue entries, then decommission progress."""
+        now = self.clock()
+        self._expire_pending(session, now)
+        cluster = self.view(session)
         stats = PassStats()
         entries = session.scalars(
             select(ReplicationQueueEntry)
@@ -93,6 +125,7 @@ class ReplicationMonitor:
                 session.delete(entry)
             else:
                 entry.enqueued_at = now  # to the back of its priority class: no starvation
+        self._advance_decommissions(session, cluster)
         return stats
 
     def _expire_pending(self, session: Session, now: float) -> None:
@@ -106,8 +139,10 @@ class ReplicationMonitor:
             )
         )
 
+    # --- one block ---------------------------------------------------------------------------
+
     def _check(
-        self, session: Session, entry: ReplicationQueueEntry, cluster: _Cluster, now: float, stats: PassStats
+        self, session: Session, entry: ReplicationQueueEntry, cluster: ClusterView, now: float, stats: PassStats
     ) -> bool:
         """Act on one block; True when it needs nothing more and can leave the queue."""
         block = session.get(Block, entry.block_id)
@@ -117,23 +152,27 @@ class ReplicationMonitor:
         if inode is None:
             return True
         replicas = list(session.scalars(select(Replica).where(Replica.block_id == block.id)))
-        good = [r for r in replicas if self._is_good(r, block, cluster)]
-        bad = [
-            r
-            for r in replicas
-            if r.state != REPLICA_FINALIZED or r.gen_stamp != block.gen_stamp or r.length != block.length
-        ]
+        intact = [r for r in replicas if is_intact(r, block)]
+        good = [r for r in intact if cluster.counts(r.datanode_id)]
+        bad = [r for r in replicas if not is_intact(r, block)]
         pending = list(session.scalars(select(PendingReplication).where(PendingReplication.block_id == block.id)))
-        if not good:
-            stats.missing += 1
-            entry.priority = PRIORITY_HIGHEST
-            log.error("block has no good replica", block=block.id, file_id=inode.id, replicas=len(replicas))
-            return False
         target = inode.replication
+        racks = [cluster.loads[r.datanode_id].rack for r in good]
+        mis_replicated = placement.is_mis_replicated(racks, target, cluster.racks_available)
+        entry.priority = priority_for(len(good), target, mis_replicated=mis_replicated)
+        sources = [r for r in intact if cluster.can_source(r.datanode_id)]
+        if not sources and not good:
+            stats.missing += 1
+            log.error("block has no readable replica", block=block.id, file_id=inode.id, replicas=len(replicas))
+            return False
         short = target - len(good) - len(pending)
-        if short > 0:
-            entry.priority = PRIORITY_HIGHEST if len(good) == 1 else PRIORITY_UNDER_REPLICATED
-            stats.scheduled += self._schedule_copies(session, block, replicas, good, pending, short, cluster, now)
+        if short > 0 or (mis_replicated and not pending and len(good) >= target):
+            wanted = max(short, 1)
+            stats.scheduled += self._schedule_copies(
+                session, block, replicas, sources, racks, pending, wanted, cluster, now
+            )
+            return False
+        if pending:
             return False
         if len(good) > target:
             excess = placement.choose_excess([cluster.loads[r.datanode_id] for r in good], keep=target)
@@ -142,44 +181,40 @@ class ReplicationMonitor:
         if bad and len(good) >= target:
             self._drop(session, block, {r.datanode_id for r in bad}, now)
             stats.trimmed += len(bad)
-        return not pending and len(good) >= target
-
-    def _is_good(self, replica: Replica, block: Block, cluster: _Cluster) -> bool:
-        return (
-            replica.state == REPLICA_FINALIZED
-            and replica.gen_stamp == block.gen_stamp
-            and replica.length == block.length
-            and cluster.states.get(replica.datanode_id, DatanodeState.DEAD) is not DatanodeState.DEAD
-        )
+        return len(good) >= target and not mis_replicated
 
     def _schedule_copies(
         self,
         session: Session,
         block: Block,
         replicas: list[Replica],
-        good: list[Replica],
+        sources: list[Replica],
+        racks: list[str],
         pending: list[PendingReplication],
         count: int,
-        cluster: _Cluster,
+        cluster: ClusterView,
         now: float,
     ) -> int:
-        holders = [cluster.loads[r.datanode_id] for r in good]
-        holders = [n for n in holders if cluster.queued_per_source[n.id] < 2 * self.settings.max_replication_streams]
-        source = placement.choose_source(holders, self.rng)
+        limit = 2 * self.settings.max_replication_streams
+        holders = [cluster.loads[r.datanode_id] for r in sources if cluster.queued_per_source[r.datanode_id] < limit]
+        # Prefer in-service holders; a decommissioning node is a source only when it must be.
+        in_service = [h for h in holders if cluster.admin.get(h.id) is AdminState.NORMAL]
+        source = placement.choose_source(in_service, self.rng) or _any_live(holders, self.rng)
         if source is None:
             return 0
         exclude = {r.datanode_id for r in replicas} | {p.target_id for p in pending}
         targets = placement.choose_targets(
-            list(cluster.loads.values()), count, block_size=block.length, exclude=exclude, rng=self.rng
+            list(cluster.loads.values()),
+            count,
+            block_size=block.length,
+            exclude=exclude,
+            existing_racks=racks + [cluster.loads[p.target_id].rack for p in pending if p.target_id in cluster.loads],
+            rng=self.rng,
         )
         for target in targets:
             session.add(
                 PendingReplication(
-                    block_id=block.id,
-                    target_id=target.id,
-                    source_id=source.id,
-                    scheduled_at=now,
-                    sent_at=None,
+                    block_id=block.id, target_id=target.id, source_id=source.id, scheduled_at=now, sent_at=None
                 )
             )
             cluster.queued_per_source[source.id] += 1
@@ -194,3 +229,42 @@ class ReplicationMonitor:
         invalidate(session, [(r.datanode_id, r.block_id, r.gen_stamp) for r in rows], now)
         for row in rows:
             session.delete(row)
+
+    # --- decommissioning ---------------------------------------------------------------------
+
+    def _advance_decommissions(self, session: Session, cluster: ClusterView) -> None:
+        leaving = [node_id for node_id, admin in cluster.admin.items() if admin is AdminState.DECOMMISSIONING]
+        for node_id in leaving:
+            if self.blocks_still_needing(session, node_id, cluster) == 0:
+                node = session.get(Datanode, node_id)
+                assert node is not None
+                node.admin_state = AdminState.DECOMMISSIONED.value
+                log.info("datanode decommissioned", datanode=node_id)
+
+    def blocks_still_needing(self, session: Session, node_id: str, cluster: ClusterView, limit: int = 1) -> int:
+        """How many (up to `limit`) blocks on this node lack their full replication elsewhere."""
+        found = 0
+        block_ids = list(session.scalars(select(Replica.block_id).where(Replica.datanode_id == node_id)))
+        for start in range(0, len(block_ids), 1000):
+            chunk = block_ids[start : start + 1000]
+            rows = session.execute(
+                select(Block, Inode.replication)
+                .join(Inode, Inode.id == Block.inode_id)
+                .where(Block.id.in_(chunk), Block.state == BLOCK_COMPLETE)
+            ).tuples()
+            wanted = {block.id: (block, replication) for block, replication in rows}
+            counted: Counter[int] = Counter()
+            for replica in session.scalars(select(Replica).where(Replica.block_id.in_(list(wanted)))):
+                block, _ = wanted[replica.block_id]
+                if is_intact(replica, block) and cluster.counts(replica.datanode_id):
+                    counted[replica.block_id] += 1
+            found += sum(1 for block_id, (_, target) in wanted.items() if counted[block_id] < target)
+            if found >= limit:
+                return found
+        return found
+
+
+def _any_live(holders: list[placement.NodeLoad], rng: random.Random) -> placement.NodeLoad | None:
+    if not holders:
+        return None
+    return min(rng.sample(holders, len(holders)), key=lambda n: n.active_transfers)

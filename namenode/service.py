@@ -20,22 +20,30 @@ from client.protocol import SOFTWARE_VERSION, paths
 from client.protocol.client_namenode import (
     AbandonBlockRequest,
     AddBlockRequest,
+    AdminState,
+    BalancerRequest,
+    BalancerStatus,
     ClusterInfo,
     ClusterReport,
     CompleteRequest,
     CompleteResponse,
     CreateRequest,
+    DatanodeInfo,
     DatanodeState,
     DeleteRequest,
     DeleteResponse,
     DirectoryListing,
     FileStatus,
+    FsckReport,
+    FsckRequestFlags,
     LocatedBlock,
     LocatedBlocks,
     MkdirsRequest,
     RecoverPipelineRequest,
     RenameRequest,
     ReportBadBlocksRequest,
+    SafeModeAction,
+    SafeModeStatus,
     SetReplicationRequest,
 )
 from client.protocol.datanode_namenode import (
@@ -46,17 +54,21 @@ from client.protocol.datanode_namenode import (
     RegisterRequest,
     RegisterResponse,
 )
+from namenode.balancer import Balancer
 from namenode.block_locations import BlockLocator
-from namenode.block_manager import REPLICA_CORRUPT, BlockManager
+from namenode.block_manager import BlockManager
 from namenode.block_reports import BlockReportProcessor
 from namenode.config import NameNodeSettings
 from namenode.datanode_manager import DatanodeManager
 from namenode.db.database import Database
-from namenode.db.models import Block, Invalidation, Replica, ReplicationQueueEntry
+from namenode.db.models import Block, Invalidation, PendingReplication, Replica, ReplicationQueueEntry
+from namenode.fsck import Fsck
 from namenode.leases import LeaseManager
 from namenode.namespace import Namespace
 from namenode.replication import ReplicationMonitor
-from namenode.work_queues import PRIORITY_UNDER_REPLICATED
+from namenode.safemode import SafeMode
+from namenode.states import REPLICA_CORRUPT
+from namenode.work_queues import PRIORITY_NAMES, PRIORITY_UNDER_REPLICATED
 
 log = structlog.get_logger(__name__)
 
@@ -74,13 +86,15 @@ class NameNode:
         self.cluster_id = cluster_id
         self.clock = clock
         self.started_at = clock()
-        self.datanodes = DatanodeManager(settings, clock)
+        self.safemode = SafeMode(settings, clock)
+        self.datanodes = DatanodeManager(settings, self.safemode, clock)
         self.leases = LeaseManager(settings, clock)
         self.blocks = BlockManager(settings, self.datanodes, self.leases, clock)
         self.locator = BlockLocator(self.datanodes, clock)
         self.namespace = Namespace(settings, self.blocks, self.leases, clock)
         self.reports = BlockReportProcessor(settings.min_replication, self.blocks.good_replica_counts, clock)
         self.replication = ReplicationMonitor(settings, self.datanodes, clock)
+        self.balancer = Balancer(self.datanodes, self.replication, clock)
         self._background: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -102,19 +116,24 @@ class NameNode:
             await self.background_pass()
 
     async def background_pass(self) -> None:
-        """Liveness, lease recovery, one replication pass: each its own transaction, so one
-        failure (logged) cannot hold back the others."""
-        steps: list[tuple[str, Callable[[Session], object]]] = [("dead-node check", self.datanodes.mark_dead_nodes)]
-        try:
-            expired = await self.db.read(self.leases.hard_expired)
-        except Exception:
-            log.exception("background step failed", step="lease scan")
-            expired = []
-        steps += [
-            (f"lease recovery of file {inode_id}", partial(self.blocks.recover_file, inode_id=inode_id))
-            for inode_id in expired
+        """Liveness, safe mode, lease recovery, replication, balancing: each its own transaction,
+        so one failure (logged) cannot hold back the others. In safe mode only the first two run."""
+        steps: list[tuple[str, Callable[[Session], object]]] = [
+            ("dead-node check", self.datanodes.mark_dead_nodes),
+            ("safe mode check", self.safemode.update),
         ]
-        steps.append(("replication pass", self.replication.run_once))
+        if not self.safemode.on:
+            try:
+                expired = await self.db.read(self.leases.hard_expired)
+            except Exception:
+                log.exception("background step failed", step="lease scan")
+                expired = []
+            steps += [
+                (f"lease recovery of file {inode_id}", partial(self.blocks.recover_file, inode_id=inode_id))
+                for inode_id in expired
+            ]
+            steps.append(("replication pass", self.replication.run_once))
+            steps.append(("balancer", self.balancer.step))
         for name, step in steps:
             try:
                 await self.db.write(step)
@@ -136,32 +155,41 @@ class NameNode:
         return await self.db.read(partial(self.locator.locations, path=path, offset=offset, length=length))
 
     async def mkdirs(self, request: MkdirsRequest, user: str) -> FileStatus:
+        self.safemode.check_writable()
         return await self.db.write(partial(self.namespace.mkdirs, request=request, user=user))
 
     async def create(self, request: CreateRequest, user: str) -> FileStatus:
+        self.safemode.check_writable()
         return await self.db.write(partial(self.namespace.create, request=request, user=user))
 
     async def rename(self, request: RenameRequest) -> FileStatus:
+        self.safemode.check_writable()
         return await self.db.write(partial(self.namespace.rename, request=request))
 
     async def delete(self, request: DeleteRequest) -> DeleteResponse:
+        self.safemode.check_writable()
         return await self.db.write(partial(self.namespace.delete, request=request))
 
     async def set_replication(self, request: SetReplicationRequest) -> FileStatus:
+        self.safemode.check_writable()
         return await self.db.write(partial(self.namespace.set_replication, request=request))
 
     # --- writing files ---------------------------------------------------------------------
 
     async def add_block(self, request: AddBlockRequest) -> LocatedBlock:
+        self.safemode.check_writable()
         return await self.db.write(partial(self.blocks.add_block, request=request))
 
     async def abandon_block(self, request: AbandonBlockRequest) -> None:
+        self.safemode.check_writable()
         await self.db.write(partial(self.blocks.abandon_block, request=request))
 
     async def recover_pipeline(self, request: RecoverPipelineRequest) -> LocatedBlock:
+        self.safemode.check_writable()
         return await self.db.write(partial(self.blocks.recover_pipeline, request=request))
 
     async def complete(self, request: CompleteRequest) -> CompleteResponse:
+        self.safemode.check_writable()
         return await self.db.write(partial(self.blocks.complete, request=request))
 
     async def renew_lease(self, client_name: str) -> None:
@@ -180,6 +208,8 @@ class NameNode:
 
     async def block_report(self, request: BlockReportRequest) -> None:
         await self.db.write(partial(self.reports.full_report, request=request))
+        if request.last:
+            self.safemode.datanode_reported(request.datanode_id)
 
     async def incremental_report(self, request: IncrementalReportRequest) -> None:
         await self.db.write(partial(self.reports.incremental_report, request=request))
@@ -234,6 +264,16 @@ class NameNode:
             live_datanodes=sum(1 for node in nodes if node.state is DatanodeState.LIVE),
             stale_datanodes=sum(1 for node in nodes if node.state is DatanodeState.STALE),
             dead_datanodes=len(nodes) - len(live),
+            decommissioning_datanodes=sum(1 for n in nodes if n.admin_state is AdminState.DECOMMISSIONING),
+            safe_mode=self.safemode.state,
+            replication_queue={
+                PRIORITY_NAMES[priority]: count
+                for priority, count in session.execute(
+                    select(ReplicationQueueEntry.priority, func.count()).group_by(ReplicationQueueEntry.priority)
+                ).tuples()
+            },
+            pending_replications=session.scalar(select(func.count()).select_from(PendingReplication)) or 0,
+            replication_bandwidth_mbps=self.settings.replication_bandwidth_mbps,
             datanodes=nodes,
         )
 
@@ -244,3 +284,38 @@ class NameNode:
             counts = self.blocks.good_replica_counts(session, blocks)
             missing += sum(1 for count in counts.values() if count == 0)
         return missing
+
+    # --- administration --------------------------------------------------------------------
+
+    async def safemode_status(self) -> SafeModeStatus:
+        return await self.db.read(self.safemode.status)
+
+    async def safemode_action(self, action: SafeModeAction) -> SafeModeStatus:
+        if action is SafeModeAction.ENTER:
+            self.safemode.enter()
+        else:
+            self.safemode.leave()
+        return await self.safemode_status()
+
+    async def set_admin_state(self, selector: str, state: AdminState) -> DatanodeInfo:
+        return await self.db.write(partial(self.datanodes.set_admin_state, selector=selector, wanted=state))
+
+    async def fsck(self, path: str, flags: FsckRequestFlags) -> FsckReport:
+        paths.validate_path(path)
+
+        def run(session: Session) -> FsckReport:
+            return Fsck(self.replication.view(session)).run(session, path, flags)
+
+        return await self.db.read(run)
+
+    async def balancer_start(self, request: BalancerRequest) -> BalancerStatus:
+        self.safemode.check_writable("balancing")
+        self.balancer.start(request)
+        return await self.db.read(self.balancer.status)
+
+    async def balancer_stop(self) -> BalancerStatus:
+        self.balancer.stop()
+        return await self.db.read(self.balancer.status)
+
+    async def balancer_status(self) -> BalancerStatus:
+        return await self.db.read(self.balancer.status)

@@ -9,10 +9,32 @@ from sqlalchemy.orm import Session
 from namenode.db.models import Invalidation, ReplicationQueueEntry
 from namenode.db.upsert import insert_ignore, upsert_min
 
-#: Queue priorities, most urgent first (issue #3 refines them).
+#: Queue priorities, most urgent first (as HDFS's UnderReplicatedBlocks).
 PRIORITY_HIGHEST = 0  # one or no good replica left
-PRIORITY_UNDER_REPLICATED = 1
-PRIORITY_NORMAL = 2  # possibly over-replicated, or a replica state changed
+PRIORITY_VERY_UNDER_REPLICATED = 1  # fewer than a third of the target
+PRIORITY_UNDER_REPLICATED = 2
+PRIORITY_MIS_REPLICATED = 3  # enough replicas, but all on one rack
+PRIORITY_NORMAL = 4  # possibly over-replicated, or a replica changed: check it
+PRIORITY_NAMES = {
+    PRIORITY_HIGHEST: "highest",
+    PRIORITY_VERY_UNDER_REPLICATED: "very_under_replicated",
+    PRIORITY_UNDER_REPLICATED: "under_replicated",
+    PRIORITY_MIS_REPLICATED: "mis_replicated",
+    PRIORITY_NORMAL: "check",
+}
+
+
+def priority_for(good: int, target: int, *, mis_replicated: bool = False) -> int:
+    """Queue priority of a block with `good` counted replicas out of `target`."""
+    if (good <= 1 and target > 1) or good == 0:
+        return PRIORITY_HIGHEST
+    if good * 3 < target:
+        return PRIORITY_VERY_UNDER_REPLICATED
+    if good < target:
+        return PRIORITY_UNDER_REPLICATED
+    if mis_replicated:
+        return PRIORITY_MIS_REPLICATED
+    return PRIORITY_NORMAL
 
 
 def enqueue_blocks(session: Session, block_ids: Iterable[int], now: float, priority: int = PRIORITY_NORMAL) -> None:

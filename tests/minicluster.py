@@ -8,11 +8,15 @@ replica files on disk, and heal the cluster between tests.
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from client.local_cluster import LocalCluster, NodeProcess, wait_until
 from client.protocol.block_format import block_file_name
+from client.protocol.client_namenode import AdminRoutes, AdminState, SafeModeState
 from client.sync_client import DFSClient
 
 #: Timing knobs: fast enough for tests, slow enough not to flap on a loaded 2-core machine.
@@ -29,8 +33,12 @@ NAMENODE_ARGS = [
     "3",
     "--lease-hard-limit",
     "8",
+    "--safemode-extension",
+    "0",
+    "--replication-bandwidth",
+    "0",
 ]
-DATANODE_ARGS = ["--transfer-timeout", "20"]
+DATANODE_ARGS = ["--transfer-timeout", "20", "--scan-period", "3600"]
 
 
 def free_port() -> int:
@@ -41,9 +49,23 @@ def free_port() -> int:
 
 
 class MiniCluster(LocalCluster):
-    def __init__(self, base_dir: Path, *, datanodes: int = 4, db_url: str | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        datanodes: int = 4,
+        racks: int = 2,
+        db_url: str | None = None,
+        namenode_args: Sequence[str] = (),
+        datanode_args: Sequence[str] = (),
+    ) -> None:
         super().__init__(
-            base_dir, datanodes=datanodes, db_url=db_url, namenode_args=NAMENODE_ARGS, datanode_args=DATANODE_ARGS
+            base_dir,
+            datanodes=datanodes,
+            racks=racks,
+            db_url=db_url,
+            namenode_args=[*NAMENODE_ARGS, *namenode_args],
+            datanode_args=[*DATANODE_ARGS, *datanode_args],
         )
 
     def client(self, **kwargs: Any) -> DFSClient:
@@ -68,13 +90,26 @@ class MiniCluster(LocalCluster):
         node.start()
 
     def heal(self) -> None:
-        """Bring every node back up and wait until all DataNodes are live again."""
+        """Every node up and in service, all DataNodes live, and the NameNode out of safe mode."""
         for node in [self.namenode, *self.datanodes]:
             if node.alive:
                 node.resume()  # harmless unless a test paused it
             else:
                 node.start()
         self.wait_for_live_datanodes(len(self.datanodes), timeout=60)
+        report = self.report()
+        if report.safe_mode is SafeModeState.MANUAL:
+            self.admin("POST", AdminRoutes.SAFEMODE, {"action": "leave"})
+        for info in report.datanodes:
+            if info.admin_state is not AdminState.NORMAL:
+                self.admin("POST", AdminRoutes.RECOMMISSION, {"datanode": info.id})
+        wait_until(lambda: self.report().safe_mode is SafeModeState.OFF, 60, "the NameNode to leave safe mode")
+
+    def admin(self, method: str, route: str, body: dict[str, Any] | None = None) -> Any:
+        """Call the NameNode's admin API; returns the JSON answer (raises on an error status)."""
+        response = httpx.request(method, self.url + route, json=body, timeout=30.0)
+        response.raise_for_status()
+        return response.json()
 
     # --- inspection ------------------------------------------------------------------------
 

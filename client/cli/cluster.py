@@ -34,7 +34,16 @@ def up(
     db: Annotated[str | None, typer.Option(help="Metadata database URL (default: SQLite in BASE_DIR).")] = None,
     replication: Annotated[int | None, typer.Option(help="Default replication of new files.")] = None,
     block_size: Annotated[int | None, typer.Option(help="Default block size of new files (bytes).")] = None,
+    racks: Annotated[int, typer.Option(min=1, help="Spread the DataNodes over this many racks.")] = 1,
     heartbeat_interval: Annotated[float | None, typer.Option(help="Seconds between heartbeats.")] = None,
+    stale_after: Annotated[float | None, typer.Option(help="Seconds of silence before a node is stale.")] = None,
+    dead_after: Annotated[float | None, typer.Option(help="Seconds of silence before a node is dead.")] = None,
+    replication_bandwidth: Annotated[
+        float | None, typer.Option(help="Cluster-wide re-replication budget, MB/s (0: unlimited).")
+    ] = None,
+    scan_period: Annotated[
+        float | None, typer.Option(help="Seconds in which each DataNode verifies every replica once.")
+    ] = None,
 ) -> None:
     """Start a NameNode and DataNodes as child processes; stop them all on Ctrl-C or SIGTERM."""
     namenode_args: list[str] = []
@@ -42,8 +51,15 @@ def up(
         namenode_args += ["--default-replication", str(replication)]
     if block_size is not None:
         namenode_args += ["--default-block-size", str(block_size)]
-    if heartbeat_interval is not None:
-        namenode_args += ["--heartbeat-interval", str(heartbeat_interval)]
+    for flag, value in (
+        ("--heartbeat-interval", heartbeat_interval),
+        ("--stale-after", stale_after),
+        ("--dead-after", dead_after),
+        ("--replication-bandwidth", replication_bandwidth),
+        ("--scan-period", scan_period),
+    ):
+        if value is not None:
+            namenode_args += [flag, str(value)]
     cluster = LocalCluster(
         base_dir.resolve(),
         datanodes=datanodes,
@@ -51,6 +67,7 @@ def up(
         host=host,
         db_url=db,
         namenode_args=namenode_args,
+        racks=racks,
     )
     # Our own handlers: a shell starting us in the background may have set SIGINT to "ignore".
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -83,7 +100,9 @@ def _print_urls(cluster: LocalCluster) -> None:
     out = sys.stdout
     out.write(f"NameNode    {cluster.url}    (log: {cluster.namenode.log_path})\n")
     for node in cluster.datanodes:
-        out.write(f"{node.name:<11} {node.url}    (data: {cluster.base_dir / node.name})\n")
+        number = int(node.name.removeprefix("datanode"))
+        rack = f"rack {cluster.rack_of(number)}    " if cluster.racks > 1 else ""
+        out.write(f"{node.name:<11} {node.url}    {rack}(data: {cluster.base_dir / node.name})\n")
     out.write(f"\nUse it:  export DFS_NAMENODE={cluster.url}\n")
     out.write("         dfs put README.md /demo/README.md && dfs ls -l /demo && dfs report\n")
     out.write("Press Ctrl-C to stop.\n")

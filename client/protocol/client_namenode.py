@@ -251,6 +251,20 @@ class DatanodeState(StrEnum):
     DEAD = "dead"
 
 
+class SafeModeState(StrEnum):
+    OFF = "off"
+    STARTUP = "startup"  # entered at start-up; left automatically once enough blocks are reported
+    MANUAL = "manual"  # entered by an operator; left only by an operator
+
+
+class AdminState(StrEnum):
+    """Whether a DataNode takes new replicas."""
+
+    NORMAL = "normal"
+    DECOMMISSIONING = "decommissioning"  # serving reads while its replicas are copied elsewhere
+    DECOMMISSIONED = "decommissioned"  # every block it holds has its full replication elsewhere
+
+
 class DatanodeInfo(WireModel):
     """One DataNode row of a cluster report."""
 
@@ -258,7 +272,7 @@ class DatanodeInfo(WireModel):
     url: str
     rack: str
     state: DatanodeState
-    admin_state: str
+    admin_state: AdminState
     capacity: int
     used: int
     remaining: int
@@ -284,4 +298,131 @@ class ClusterReport(WireModel):
     live_datanodes: int
     stale_datanodes: int
     dead_datanodes: int
+    decommissioning_datanodes: int
+    safe_mode: SafeModeState
+    replication_queue: dict[str, int]  # queued blocks per priority name
+    pending_replications: int
+    replication_bandwidth_mbps: float  # cluster-wide budget for re-replication (0: unlimited)
     datanodes: list[DatanodeInfo]
+
+
+# --- administration (routes under /v1/admin) ----------------------------------------------
+
+
+class AdminRoutes:
+    """URL paths of the NameNode's administration API."""
+
+    SAFEMODE = "/v1/admin/safemode"
+    DECOMMISSION = "/v1/admin/decommission"
+    RECOMMISSION = "/v1/admin/recommission"
+    FSCK = "/v1/admin/fsck"
+    BALANCER = "/v1/admin/balancer"
+
+
+class SafeModeAction(StrEnum):
+    ENTER = "enter"
+    LEAVE = "leave"
+
+
+class SafeModeRequest(WireModel):
+    action: SafeModeAction
+
+
+class SafeModeStatus(WireModel):
+    """Whether the namespace is read-only, and how far start-up block reporting has got."""
+
+    state: SafeModeState
+    blocks_total: int
+    blocks_safe: int
+    threshold: float
+    reported_datanodes: int
+    message: str
+
+    @property
+    def on(self) -> bool:
+        return self.state is not SafeModeState.OFF
+
+
+class DatanodeSelector(WireModel):
+    """A DataNode named by its id, its URL, or host:port."""
+
+    datanode: Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+class FsckRequestFlags(WireModel):
+    files: bool = False
+    blocks: bool = False
+    locations: bool = False
+
+
+class BlockHealth(StrEnum):
+    HEALTHY = "healthy"
+    UNDER_REPLICATED = "under_replicated"
+    MIS_REPLICATED = "mis_replicated"
+    CORRUPT = "corrupt"  # no good replica, only corrupt ones
+    MISSING = "missing"  # no replica at all
+
+
+class FsckReplica(WireModel):
+    datanode_id: str
+    url: str
+    rack: str
+    state: str  # good, corrupt, stale, decommissioning, decommissioned
+
+
+class FsckBlock(WireModel):
+    block_id: int
+    gen_stamp: int
+    length: int
+    health: BlockHealth
+    good_replicas: int
+    replicas: list[FsckReplica] = []
+
+
+class FsckFile(WireModel):
+    path: str
+    length: int
+    replication: int
+    health: BlockHealth
+    blocks: list[FsckBlock] = []
+
+
+class FsckReport(WireModel):
+    """What `dfs fsck` prints: block health under a path, optionally per file and block."""
+
+    path: str
+    status: str  # HEALTHY or CORRUPT (something is corrupt or missing)
+    files: int
+    directories: int
+    open_files: int
+    total_bytes: int
+    blocks: int
+    healthy: int
+    under_replicated: int
+    mis_replicated: int
+    corrupt: int
+    missing: int
+    corrupt_replicas: int
+    detail: list[FsckFile] = []
+
+
+class BalancerRequest(WireModel):
+    threshold_pct: Annotated[float, Field(gt=0, le=100)] = 10.0
+    bandwidth_mbps: Annotated[float, Field(gt=0)] = 10.0
+
+
+class BalancerNode(WireModel):
+    datanode_id: str
+    utilization_pct: float
+
+
+class BalancerStatus(WireModel):
+    running: bool
+    threshold_pct: float
+    bandwidth_mbps: float
+    average_utilization_pct: float
+    nodes: list[BalancerNode]
+    moves_scheduled: int
+    moves_in_flight: int
+    bytes_moved: int
+    message: str

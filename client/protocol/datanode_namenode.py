@@ -46,9 +46,13 @@ class RegisterRequest(WireModel):
 
 
 class RegisterResponse(WireModel):
+    """Cluster identity and the cluster-wide defaults a DataNode uses unless configured otherwise."""
+
     cluster_id: str
     heartbeat_interval_s: float
     block_report_interval_s: float
+    scan_period_s: float = 21 * 24 * 3600.0
+    scan_rate_bytes_per_s: int = 8 * 1024 * 1024
 
 
 class HeartbeatRequest(WireModel):
@@ -74,6 +78,8 @@ class ReplicateBlockCommand(WireModel):
     block: ExtendedBlock
     length: NonNegative
     targets: Annotated[list[DatanodeRef], Field(min_length=1)]
+    #: Pace this copy to at most this many bytes per second (None: as fast as possible).
+    max_rate_bytes_per_s: Annotated[int, Field(gt=0)] | None = None
 
 
 class ReregisterCommand(WireModel):

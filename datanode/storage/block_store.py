@@ -77,8 +77,9 @@ def fsync_dir(path: Path) -> None:
 class BlockStore:
     """Thread-safe map of replicas plus the file operations that change it."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, capacity_limit: int | None = None) -> None:
         self.data_dir = data_dir
+        self.capacity_limit = capacity_limit
         self.current = data_dir / "current"
         self.finalized_dir = self.current / "finalized"
         self.rbw_dir = self.current / "rbw"
@@ -299,6 +300,8 @@ class BlockStore:
                 pass
 
     def disk_usage(self) -> tuple[int, int]:
-        """(capacity, free) of the file system holding the data directory."""
+        """(capacity, remaining): the file system's, or within the configured capacity limit."""
         usage = shutil.disk_usage(self.data_dir)
-        return usage.total, usage.free
+        if self.capacity_limit is None:
+            return usage.total, usage.free
+        return self.capacity_limit, max(0, min(usage.free, self.capacity_limit - self.used_bytes()))

@@ -20,6 +20,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -167,6 +168,8 @@ class PendingReplication(Base):
     source_id: Mapped[str] = mapped_column(ForeignKey("datanodes.id"))
     scheduled_at: Mapped[float] = mapped_column(Float)
     sent_at: Mapped[float | None] = mapped_column(Float)
+    #: A balancer move: once the target has the replica, the source's copy is deleted.
+    is_move: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Invalidation(Base):

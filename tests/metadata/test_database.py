@@ -25,6 +25,7 @@ from namenode.db.database import Database
 from namenode.db.models import Base, Inode
 from namenode.leases import LeaseManager
 from namenode.namespace import Namespace
+from namenode.safemode import SafeMode
 from tests.conftest import BACKENDS, backend_database
 
 
@@ -48,7 +49,7 @@ def database(fresh_url: str) -> Iterator[Database]:
 
 def namespace() -> Namespace:
     settings = NameNodeSettings()
-    datanodes = DatanodeManager(settings)
+    datanodes = DatanodeManager(settings, SafeMode(settings))
     leases = LeaseManager(settings)
     return Namespace(settings, BlockManager(settings, datanodes, leases), leases)
 

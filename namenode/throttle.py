@@ -1,0 +1,47 @@
+"""A token bucket for the bytes of replication work the NameNode hands out.
+
+Copies are handed to DataNodes with their heartbeats; a copy of `n` bytes is handed out
+only when the bucket holds tokens, and it takes `n` of them (the bucket may go into
+debt for a block larger than its burst). So over any stretch of time the bytes handed
+out stay within rate x time + burst, and each copy is also paced by its DataNode at no
+more than the rate, which keeps recovery traffic near the configured budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+BURST_SECONDS = 1.0
+
+
+class TokenBucket:
+    def __init__(self, rate_bytes_per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.set_rate(rate_bytes_per_s)
+
+    def set_rate(self, rate_bytes_per_s: float) -> None:
+        """Change the budget (0 means unlimited); starts with a full burst."""
+        self.rate = rate_bytes_per_s
+        self.burst = rate_bytes_per_s * BURST_SECONDS
+        self._tokens = self.burst
+        self._stamp = self.clock()
+
+    @property
+    def unlimited(self) -> bool:
+        return self.rate <= 0
+
+    def _refill(self) -> None:
+        now = self.clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def try_take(self, amount: int) -> bool:
+        """Spend `amount` bytes if the budget allows now; False means: wait for a later heartbeat."""
+        if self.unlimited:
+            return True
+        self._refill()
+        if self._tokens <= 0:
+            return False
+        self._tokens -= amount  # may go negative: a big block borrows from the future
+        return True
