@@ -20,11 +20,18 @@ from client.namenode_rpc import NameNodeRPC
 from client.protocol import paths
 from client.protocol.client_namenode import (
     MAX_LIST_LIMIT,
+    BalancerRequest,
+    BalancerStatus,
     ClusterInfo,
     ClusterReport,
+    DatanodeInfo,
     DeleteResponse,
     FileStatus,
+    FsckReport,
+    FsckRequestFlags,
     LocatedBlocks,
+    SafeModeAction,
+    SafeModeStatus,
 )
 from client.protocol.errors import DfsError, DfsFileNotFoundError, DfsIsADirectoryError
 from client.transport import make_http_client
@@ -149,6 +156,29 @@ class AsyncDFSClient:
 
     async def report(self) -> ClusterReport:
         return await self.rpc.cluster_report()
+
+    # --- administration ----------------------------------------------------------------------
+
+    async def safemode(self, action: SafeModeAction | None = None) -> SafeModeStatus:
+        """Safe mode status; with an action, enter or leave it first."""
+        return await self.rpc.safemode(action)
+
+    async def decommission(self, datanode: str) -> DatanodeInfo:
+        """Start moving a DataNode's replicas elsewhere (by id, URL, host:port or id prefix)."""
+        return await self.rpc.set_admin_state(datanode, decommission=True)
+
+    async def recommission(self, datanode: str) -> DatanodeInfo:
+        return await self.rpc.set_admin_state(datanode, decommission=False)
+
+    async def fsck(
+        self, path: str = "/", *, files: bool = False, blocks: bool = False, locations: bool = False
+    ) -> FsckReport:
+        flags = FsckRequestFlags(files=files, blocks=blocks, locations=locations)
+        return await self.rpc.fsck(paths.validate_path(path), flags)
+
+    async def balancer(self, request: BalancerRequest | None = None, *, stop: bool = False) -> BalancerStatus:
+        """Start the balancer (with a request), stop it, or (neither) read its status."""
+        return await self.rpc.balancer(request, stop=stop)
 
     async def block_locations(self, path: str, offset: int = 0, length: int | None = None) -> LocatedBlocks:
         """The blocks of a file covering a byte range, with the DataNodes holding each."""

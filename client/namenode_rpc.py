@@ -13,16 +13,23 @@ from client.protocol.client_namenode import (
     AbandonBlockRequest,
     Ack,
     AddBlockRequest,
+    AdminRoutes,
+    BalancerRequest,
+    BalancerStatus,
     ClusterInfo,
     ClusterReport,
     CommittedBlock,
     CompleteRequest,
     CompleteResponse,
     CreateRequest,
+    DatanodeInfo,
+    DatanodeSelector,
     DeleteRequest,
     DeleteResponse,
     DirectoryListing,
     FileStatus,
+    FsckReport,
+    FsckRequestFlags,
     LocatedBlock,
     LocatedBlocks,
     MkdirsRequest,
@@ -31,6 +38,9 @@ from client.protocol.client_namenode import (
     RenewLeaseRequest,
     ReportBadBlocksRequest,
     Routes,
+    SafeModeAction,
+    SafeModeRequest,
+    SafeModeStatus,
     SetReplicationRequest,
 )
 from client.protocol.common import HEADER_CLIENT_NAME, HEADER_USER, ExtendedBlock
@@ -192,3 +202,27 @@ class NameNodeRPC:
 
     async def cluster_report(self) -> ClusterReport:
         return await self._call("GET", Routes.CLUSTER_REPORT, ClusterReport)
+
+    # --- administration ----------------------------------------------------------------------
+
+    async def safemode(self, action: SafeModeAction | None = None) -> SafeModeStatus:
+        if action is None:
+            return await self._call("GET", AdminRoutes.SAFEMODE, SafeModeStatus)
+        return await self._call(
+            "POST", AdminRoutes.SAFEMODE, SafeModeStatus, body=_build(SafeModeRequest, action=action)
+        )
+
+    async def set_admin_state(self, datanode: str, *, decommission: bool) -> DatanodeInfo:
+        route = AdminRoutes.DECOMMISSION if decommission else AdminRoutes.RECOMMISSION
+        return await self._call("POST", route, DatanodeInfo, body=_build(DatanodeSelector, datanode=datanode))
+
+    async def fsck(self, path: str, flags: FsckRequestFlags) -> FsckReport:
+        params = {"path": path, **{name: str(value).lower() for name, value in flags.model_dump().items()}}
+        return await self._call("GET", AdminRoutes.FSCK, FsckReport, params=params)
+
+    async def balancer(self, request: BalancerRequest | None = None, *, stop: bool = False) -> BalancerStatus:
+        if stop:
+            return await self._call("DELETE", AdminRoutes.BALANCER, BalancerStatus)
+        if request is None:
+            return await self._call("GET", AdminRoutes.BALANCER, BalancerStatus)
+        return await self._call("POST", AdminRoutes.BALANCER, BalancerStatus, body=request)

@@ -20,7 +20,19 @@ import uvloop
 from client.file_reader import DfsInputStream
 from client.file_writer import DfsOutputStream
 from client.filesystem import AsyncDFSClient, ProgressCallback
-from client.protocol.client_namenode import ClusterInfo, ClusterReport, DeleteResponse, FileStatus, LocatedBlocks
+from client.protocol.client_namenode import (
+    BalancerRequest,
+    BalancerStatus,
+    ClusterInfo,
+    ClusterReport,
+    DatanodeInfo,
+    DeleteResponse,
+    FileStatus,
+    FsckReport,
+    LocatedBlocks,
+    SafeModeAction,
+    SafeModeStatus,
+)
 from client.protocol.errors import NotSupportedError
 
 T = TypeVar("T")
@@ -127,6 +139,23 @@ class DFSClient:
 
     def report(self) -> ClusterReport:
         return self._run(self.aio.report())
+
+    def safemode(self, action: SafeModeAction | None = None) -> SafeModeStatus:
+        return self._run(self.aio.safemode(action))
+
+    def decommission(self, datanode: str) -> DatanodeInfo:
+        return self._run(self.aio.decommission(datanode))
+
+    def recommission(self, datanode: str) -> DatanodeInfo:
+        return self._run(self.aio.recommission(datanode))
+
+    def fsck(
+        self, path: str = "/", *, files: bool = False, blocks: bool = False, locations: bool = False
+    ) -> FsckReport:
+        return self._run(self.aio.fsck(path, files=files, blocks=blocks, locations=locations))
+
+    def balancer(self, request: BalancerRequest | None = None, *, stop: bool = False) -> BalancerStatus:
+        return self._run(self.aio.balancer(request, stop=stop))
 
     def block_locations(self, path: str, offset: int = 0, length: int | None = None) -> LocatedBlocks:
         return self._run(self.aio.block_locations(path, offset, length))

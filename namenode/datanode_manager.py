@@ -46,8 +46,9 @@ class DatanodeManager:
         #: Nodes that registered with this NameNode process; others are told to register again,
         #: so that after a restart every node sends the full report safe mode waits for.
         self.registered_since_start: set[str] = set()
-        self.recovery_budget = TokenBucket(settings.replication_bandwidth_mbps * MB)
-        self.balancer_budget = TokenBucket(0)
+        burst = settings.heartbeat_interval_s
+        self.recovery_budget = TokenBucket(settings.replication_bandwidth_mbps * MB, burst)
+        self.balancer_budget = TokenBucket(0, burst)
 
     # --- liveness --------------------------------------------------------------------------
 

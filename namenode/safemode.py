@@ -85,7 +85,11 @@ class SafeMode:
         if self.state is not SafeModeState.STARTUP:
             return
         total, safe = self._last = self.counts(session)
-        if total and safe < total * self.settings.safemode_threshold:
+        if total == 0:
+            self.state = SafeModeState.OFF  # an empty namespace has nothing to wait for
+            log.info("left safe mode: the namespace has no blocks")
+            return
+        if safe < total * self.settings.safemode_threshold:
             self._threshold_reached_at = None
             return
         now = self.clock()

@@ -210,6 +210,8 @@ class NameNode:
         await self.db.write(partial(self.reports.full_report, request=request))
         if request.last:
             self.safemode.datanode_reported(request.datanode_id)
+            if self.safemode.on:
+                await self.db.read(self.safemode.update)  # the report may be the one safe mode waited for
 
     async def incremental_report(self, request: IncrementalReportRequest) -> None:
         await self.db.write(partial(self.reports.incremental_report, request=request))

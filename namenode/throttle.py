@@ -12,18 +12,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-BURST_SECONDS = 1.0
-
 
 class TokenBucket:
-    def __init__(self, rate_bytes_per_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    """`burst_s` of savings at most: copies are handed out on heartbeats, so one heartbeat
+    interval's worth lets each handout use the budget without overshooting short recoveries."""
+
+    def __init__(
+        self, rate_bytes_per_s: float, burst_s: float = 1.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.clock = clock
+        self.burst_s = burst_s
         self.set_rate(rate_bytes_per_s)
 
     def set_rate(self, rate_bytes_per_s: float) -> None:
         """Change the budget (0 means unlimited); starts with a full burst."""
         self.rate = rate_bytes_per_s
-        self.burst = rate_bytes_per_s * BURST_SECONDS
+        self.burst = rate_bytes_per_s * self.burst_s
         self._tokens = self.burst
         self._stamp = self.clock()
 

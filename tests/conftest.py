@@ -11,8 +11,9 @@ import contextlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -86,6 +87,25 @@ def cluster(db_url: str | None, tmp_path_factory: pytest.TempPathFactory) -> Ite
     finally:
         mini.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture()
+def make_cluster(tmp_path: Path) -> Iterator[Callable[..., MiniCluster]]:
+    """Start small clusters of a test's own (SQLite), for work whose cost grows with the shared
+    cluster's data (decommissioning, draining a dead node) or that needs special settings."""
+    started: list[MiniCluster] = []
+    with contextlib.ExitStack() as cleanup:
+
+        def factory(backend: str = "sqlite", **kwargs: Any) -> MiniCluster:
+            """`backend="postgresql"` gives the cluster a fresh database of its own."""
+            url = cleanup.enter_context(backend_database(backend, None))
+            mini = MiniCluster(tmp_path / f"cluster{len(started)}", db_url=url, **kwargs)
+            started.append(mini)
+            cleanup.callback(mini.stop)
+            mini.start()
+            return mini
+
+        yield factory
 
 
 @pytest.fixture()

@@ -36,14 +36,20 @@ def _print_report(summary: ClusterReport) -> None:
         f"Files: {summary.files}   Directories: {summary.directories}   Blocks: {summary.blocks}",
         f"Under-replicated blocks: {summary.under_replicated}   Missing blocks: {summary.missing_blocks}   "
         f"Corrupt replicas: {summary.corrupt_replicas}   Pending deletions: {summary.pending_deletions}",
-        f"DataNodes: {summary.live_datanodes} live, {summary.stale_datanodes} stale, {summary.dead_datanodes} dead",
+        f"DataNodes: {summary.live_datanodes} live, {summary.stale_datanodes} stale, {summary.dead_datanodes} dead, "
+        f"{summary.decommissioning_datanodes} decommissioning",
+        f"Safe mode: {summary.safe_mode.value}",
+        "Replication queue: "
+        + (", ".join(f"{name} {count}" for name, count in summary.replication_queue.items()) or "empty")
+        + f"   copies pending: {summary.pending_replications}   budget: "
+        + (f"{summary.replication_bandwidth_mbps:g} MB/s" if summary.replication_bandwidth_mbps else "unlimited"),
         "",
     ]
     for node in summary.datanodes:
         node_pct = 100 * node.used / node.capacity if node.capacity else 0.0
         lines += [
             f"{node.id}  {node.state.value.upper()}",
-            f"    url {node.url}   rack {node.rack}   admin {node.admin_state}",
+            f"    url {node.url}   rack {node.rack}   admin {node.admin_state.value}",
             f"    used {human_size(node.used)} of {human_size(node.capacity)} ({node_pct:.1f}%)   "
             f"remaining {human_size(node.remaining)}   blocks {node.blocks}   transfers {node.active_transfers}   "
             f"last heartbeat {node.last_heartbeat_age_s:.1f}s ago",

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from client.cli import admin, cluster, files
+from client.cli import admin, cluster, files, health
 from client.cli.context import CliContext
 from client.cli.output import error
 from client.memory import tune_allocator
@@ -22,7 +22,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.registered_commands += files.app.registered_commands + admin.app.registered_commands
+app.registered_commands += (
+    files.app.registered_commands + admin.app.registered_commands + health.app.registered_commands
+)
+app.registered_groups += health.app.registered_groups
 app.add_typer(cluster.app, name="cluster")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ from client.block_io import read_block
 from client.file_reader import DfsInputStream
 from client.protocol.client_namenode import DatanodeState
 from client.protocol.errors import ChecksumMismatchError
+from tests.conftest import BACKENDS
 from tests.minicluster import MiniCluster, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -53,8 +55,10 @@ def test_reads_survive_a_killed_datanode(healthy_cluster: MiniCluster, remote_di
             assert fs.read_bytes(path) == data
 
 
-def test_dead_datanode_blocks_are_re_replicated(healthy_cluster: MiniCluster, remote_dir: str) -> None:
-    cluster = healthy_cluster
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dead_datanode_blocks_are_re_replicated(make_cluster: Callable[..., MiniCluster], backend: str) -> None:
+    cluster = make_cluster(backend)
+    remote_dir = "/rereplicate"
     files = write_files(cluster, remote_dir, count=2)
     with cluster.client() as fs:
         block_ids = [b.block.block_id for path in files for b in fs.block_locations(path).blocks]

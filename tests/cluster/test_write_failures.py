@@ -11,6 +11,7 @@ import textwrap
 import pytest
 
 from client import AsyncDFSClient
+from client.local_cluster import NodeProcess
 from client.protocol.client_namenode import Routes
 from tests.minicluster import MiniCluster, wait_until
 
@@ -29,7 +30,7 @@ def test_write_survives_a_pipeline_node_killed_mid_block(
     data = os.urandom(4 * BLOCK + 4321)
     half = BLOCK + BLOCK // 2
 
-    async def scenario() -> None:
+    async def scenario() -> tuple[NodeProcess, int]:
         async with AsyncDFSClient(cluster.url, segment_size=SEGMENT) as fs:
             stream = await fs.create(path, block_size=BLOCK, replication=3)
             await stream.write(data[:half])
@@ -39,8 +40,9 @@ def test_write_survives_a_pipeline_node_killed_mid_block(
             await asyncio.get_running_loop().run_in_executor(None, cluster.kill_datanode, victim)
             await stream.write(data[half:])
             await stream.close()
+            return victim, block.block.block_id
 
-    asyncio.run(scenario())
+    victim, block_id = asyncio.run(scenario())
     with cluster.client() as fs:
         assert fs.read_bytes(path) == data
         assert fs.status(path).length == len(data)
@@ -50,6 +52,12 @@ def test_write_survives_a_pipeline_node_killed_mid_block(
             timeout=60,
             what="replication back to 3",
         )
+    # The victim comes back holding a replica of the old generation: it is discarded, never served.
+    cluster.restart_datanode(victim)
+    on_disk = cluster.data_dir(victim) / "current"
+    wait_until(lambda: not list(on_disk.rglob(f"blk_{block_id}_1.meta")), 60, "the stale replica to be deleted")
+    with cluster.client() as fs:
+        assert fs.read_bytes(path) == data
 
 
 WRITER = textwrap.dedent(

@@ -328,3 +328,70 @@ def test_choose_source_does_not_reorder_its_input() -> None:
     before = list(holders)
     placement.choose_source(holders, random.Random(1))
     assert holders == before
+
+
+# --- racks -------------------------------------------------------------------------------
+
+
+def racked(node_id: str, rack: str, host: str = "", **kwargs: object) -> placement.NodeLoad:
+    fields: dict[str, object] = dict(
+        id=node_id,
+        url=f"http://{node_id}",
+        rack=rack,
+        remaining=10**12,
+        capacity=2 * 10**12,
+        active_transfers=0,
+        usable=True,
+        host=host,
+    )
+    fields.update(kwargs)
+    return placement.NodeLoad(**fields)  # type: ignore[arg-type]
+
+
+TWO_RACKS = [racked(f"a{i}", "/r1") for i in range(3)] + [racked(f"b{i}", "/r2") for i in range(3)]
+
+
+@given(st.integers(0, 10_000))
+def test_three_replicas_follow_the_hdfs_rack_policy(seed: int) -> None:
+    first, second, third = placement.choose_targets(TWO_RACKS, 3, block_size=1, rng=random.Random(seed))
+    assert second.rack != first.rack  # the second replica goes to another rack
+    assert third.rack == second.rack and third.id != second.id  # the third shares the second's rack
+
+
+def test_first_replica_goes_to_the_writers_node() -> None:
+    nodes = [*TWO_RACKS, racked("local", "/r2", host="10.0.0.9")]
+    for seed in range(50):
+        chosen = placement.choose_targets(nodes, 3, block_size=1, writer_host="10.0.0.9", rng=random.Random(seed))
+        assert chosen[0].id == "local"
+        assert {n.rack for n in chosen} == {"/r1", "/r2"}
+
+
+def test_new_replicas_of_a_one_rack_block_go_to_another_rack() -> None:
+    chosen = placement.choose_targets(TWO_RACKS, 1, block_size=1, existing_racks=["/r1", "/r1"], exclude={"a0", "a1"})
+    assert chosen[0].rack == "/r2"
+
+
+def test_one_rack_falls_back_gracefully() -> None:
+    nodes = [racked(f"n{i}", "/only") for i in range(4)]
+    chosen = placement.choose_targets(nodes, 3, block_size=1, rng=random.Random(1))
+    assert len({n.id for n in chosen}) == 3
+
+
+@given(st.integers(0, 10_000))
+def test_trimming_never_empties_a_rack_while_another_has_several(seed: int) -> None:
+    rng = random.Random(seed)
+    replicas = [
+        racked("a0", "/r1", remaining=rng.randrange(1, 10**12)),
+        racked("b0", "/r2", remaining=rng.randrange(1, 10**12)),
+        racked("b1", "/r2", remaining=rng.randrange(1, 10**12)),
+        racked("b2", "/r2", remaining=rng.randrange(1, 10**12)),
+    ]
+    kept = {n.id for n in replicas} - {n.id for n in placement.choose_excess(replicas, keep=3)}
+    assert "a0" in kept and len(kept) == 3
+
+
+def test_mis_replication_rules() -> None:
+    assert placement.is_mis_replicated(["/r1", "/r1", "/r1"], target=3, racks_available=2)
+    assert not placement.is_mis_replicated(["/r1", "/r2", "/r2"], target=3, racks_available=2)
+    assert not placement.is_mis_replicated(["/r1", "/r1"], target=2, racks_available=1)
+    assert not placement.is_mis_replicated(["/r1"], target=1, racks_available=3)

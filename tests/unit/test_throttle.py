@@ -23,7 +23,7 @@ def test_unlimited_bucket_always_allows() -> None:
 
 def test_burst_then_refill() -> None:
     clock = FakeClock()
-    bucket = TokenBucket(1000, clock)
+    bucket = TokenBucket(1000, 1.0, clock)
     assert bucket.try_take(600)
     assert bucket.try_take(600)  # takes the bucket into debt (-200)
     assert not bucket.try_take(1)
@@ -42,7 +42,7 @@ def test_bytes_handed_out_stay_within_rate_times_time_plus_one_burst_and_one_ite
     rate: int, sizes: list[int], step: float
 ) -> None:
     clock = FakeClock()
-    bucket = TokenBucket(rate, clock)
+    bucket = TokenBucket(rate, 1.0, clock)
     handed = 0
     for size in sizes:
         while not bucket.try_take(size):
