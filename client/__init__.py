@@ -10,9 +10,14 @@
 with a real errno (so `except FileNotFoundError` works).
 """
 
+import logging
+
 from client.filesystem import AsyncDFSClient
 from client.protocol.client_namenode import ClusterReport, FileStatus, FileType
 from client.protocol.errors import DfsError
 from client.sync_client import DFSClient
+
+# A library stays quiet unless the application configures logging (the `dfs` shell does).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = ["AsyncDFSClient", "ClusterReport", "DFSClient", "DfsError", "FileStatus", "FileType"]
