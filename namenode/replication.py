@@ -94,6 +94,8 @@ class ReplicationMonitor:
         self.datanodes = datanodes
         self.clock = clock
         self.rng = rng or random.Random()
+        #: Blocks already reported missing, so the log says so once per loss, not every pass.
+        self.missing: set[int] = set()
 
     def view(self, session: Session) -> ClusterView:
         now = self.clock()
@@ -163,8 +165,15 @@ class ReplicationMonitor:
         sources = [r for r in intact if cluster.can_source(r.datanode_id)]
         if not sources and not good:
             stats.missing += 1
-            log.error("block has no readable replica", block=block.id, file_id=inode.id, replicas=len(replicas))
+            if block.id not in self.missing:
+                self.missing.add(block.id)
+                log.error(
+                    "MISSING BLOCK: no readable replica left", block=block.id, file_id=inode.id, replicas=len(replicas)
+                )
             return False
+        if block.id in self.missing:
+            self.missing.discard(block.id)
+            log.warning("missing block has a readable replica again", block=block.id, file_id=inode.id)
         short = target - len(good) - len(pending)
         if short > 0 or (mis_replicated and not pending and len(good) >= target):
             wanted = max(short, 1)
