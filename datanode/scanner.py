@@ -28,7 +28,7 @@ from datanode.storage.replica_reader import ReplicaReader
 log = structlog.get_logger(__name__)
 
 DEFAULT_PERIOD_S = 21 * 24 * 3600.0
-DEFAULT_RATE = 8 * 1024 * 1024
+DEFAULT_RATE = 8_000_000  # bytes per second (MB/s are 10^6 bytes throughout)
 PACKET = 1024 * 1024
 IDLE_SLEEP_S = 30.0
 
@@ -106,10 +106,12 @@ class BlockScanner:
         done = 0
         try:
             reader = await loop.run_in_executor(self.disk, ReplicaReader, replica)
-        except FileNotFoundError:
-            return  # deleted meanwhile
-        except ChecksumMismatchError as exc:
-            await self._corrupt(replica, exc.message)
+        except (FileNotFoundError, ChecksumMismatchError) as exc:
+            # Deleted meanwhile, or damaged beyond opening: either way this replica is done for a
+            # period (a corrupt one is reported now; the NameNode replaces and deletes it).
+            self.last_scanned[replica.block_id] = self.clock()
+            if isinstance(exc, ChecksumMismatchError):
+                await self._corrupt(replica, exc.message)
             return
         try:
             plan = reader.plan(0, None)

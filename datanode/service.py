@@ -61,7 +61,7 @@ class DataNode:
             self.http,
             self.disk,
             self.ref,
-            self.link.replica_finalized,
+            self._finalized,
             settings.transfer_timeout_s,
         )
         self.sender = BlockSender(self.store, self.disk, settings.packet_size, self._report_corrupt)

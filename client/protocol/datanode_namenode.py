@@ -52,7 +52,7 @@ class RegisterResponse(WireModel):
     heartbeat_interval_s: float
     block_report_interval_s: float
     scan_period_s: float = 21 * 24 * 3600.0
-    scan_rate_bytes_per_s: int = 8 * 1024 * 1024
+    scan_rate_bytes_per_s: int = 8_000_000
 
 
 class HeartbeatRequest(WireModel):
