@@ -25,7 +25,7 @@ from namenode import placement
 from namenode.datanode_manager import MB, DatanodeManager
 from namenode.db.models import Block, Datanode, Inode, PendingReplication, Replica
 from namenode.replication import ClusterView, ReplicationMonitor, is_intact
-from namenode.states import BLOCK_COMPLETE
+from namenode.states import BLOCK_COMPLETE, REPLICA_FINALIZED
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +54,7 @@ class Balancer:
         self.running = False
         self.request = BalancerRequest()
         self.moves_scheduled = 0
-        self.bytes_scheduled = 0
+        self.bytes_moved = 0
         self.message = "not started"
         self._settle_until = 0.0
 
@@ -62,17 +62,22 @@ class Balancer:
         self.running = True
         self.request = request
         self.moves_scheduled = 0
-        self.bytes_scheduled = 0
+        self.bytes_moved = 0
         self.message = "started"
         self._settle_until = 0.0
         self.datanodes.balancer_budget.set_rate(request.bandwidth_mbps * MB)
         log.info("balancer started", threshold=request.threshold_pct, bandwidth_mbps=request.bandwidth_mbps)
 
     def stop(self, message: str = "stopped by the operator") -> None:
-        if self.running:
-            log.info("balancer stopped", reason=message, moves=self.moves_scheduled)
+        if not self.running:
+            return
+        log.info("balancer stopped", reason=message, moves=self.moves_scheduled)
         self.running = False
         self.message = message
+
+    def move_done(self, length: int) -> None:
+        """A move's replica landed and the source's copy is scheduled for deletion."""
+        self.bytes_moved += length
 
     # --- one step of the background loop -------------------------------------------------
 
@@ -139,23 +144,29 @@ class Balancer:
                 room = int((average - target.utilization) / 100 * target.capacity)
                 if budget <= 0 or shed <= 0:
                     break
-                moved = self._move_blocks(session, source, target, min(shed, room, budget), cluster)
+                moved, count = self._move_blocks(session, source, target, min(shed, room, budget), cluster)
                 target.used += moved
                 shed -= moved
                 budget -= moved
-                planned += moved > 0
+                planned += count
         return planned
 
     def _move_blocks(
         self, session: Session, source: _Usage, target: _Usage, allowance: int, cluster: ClusterView
-    ) -> int:
-        """Schedule moves of source's blocks to target worth at most `allowance` bytes (at least one block)."""
+    ) -> tuple[int, int]:
+        """Schedule moves of source's intact replicas to target worth at most `allowance` bytes (at
+        least one block); returns (bytes, moves)."""
         candidates = (
             session.execute(
                 select(Block, Inode.replication)
                 .join(Replica, Replica.block_id == Block.id)
                 .join(Inode, Inode.id == Block.inode_id)
                 .where(Replica.datanode_id == source.node.id, Block.state == BLOCK_COMPLETE)
+                .where(
+                    Replica.state == REPLICA_FINALIZED,
+                    Replica.gen_stamp == Block.gen_stamp,
+                    Replica.length == Block.length,
+                )
                 .where(~Block.id.in_(select(PendingReplication.block_id)))
                 .where(~Block.id.in_(select(Replica.block_id).where(Replica.datanode_id == target.node.id)))
                 .order_by(Block.length.desc())
@@ -164,7 +175,7 @@ class Balancer:
             .tuples()
             .all()
         )
-        moved = 0
+        moved = count = 0
         for block, replication in candidates:
             if moved and moved + block.length > allowance:
                 continue
@@ -181,11 +192,11 @@ class Balancer:
                 )
             )
             moved += block.length
+            count += 1
             self.moves_scheduled += 1
-            self.bytes_scheduled += block.length
             if moved >= allowance:
                 break
-        return moved
+        return moved, count
 
     @staticmethod
     def _keeps_placement(
@@ -207,14 +218,6 @@ class Balancer:
     def status(self, session: Session) -> BalancerStatus:
         usage = self._usage(session)
         in_flight = self._in_flight(session)
-        pending_bytes = (
-            session.scalar(
-                select(func.coalesce(func.sum(Block.length), 0))
-                .join(PendingReplication, PendingReplication.block_id == Block.id)
-                .where(PendingReplication.is_move.is_(True))
-            )
-            or 0
-        )
         return BalancerStatus(
             running=self.running,
             threshold_pct=self.request.threshold_pct,
@@ -223,6 +226,6 @@ class Balancer:
             nodes=[BalancerNode(datanode_id=u.node.id, utilization_pct=round(u.utilization, 3)) for u in usage],
             moves_scheduled=self.moves_scheduled,
             moves_in_flight=in_flight,
-            bytes_moved=max(0, self.bytes_scheduled - int(pending_bytes)),
+            bytes_moved=self.bytes_moved,
             message=self.message,
         )

@@ -23,6 +23,7 @@ from client.protocol.datanode_namenode import (
 )
 from client.protocol.errors import InvalidArgumentError, UnknownDatanodeError
 from namenode.db.models import Block, Datanode, PendingReplication, Replica
+from namenode.replication import is_intact
 from namenode.states import (
     BLOCK_COMMITTED,
     BLOCK_COMPLETE,
@@ -48,6 +49,8 @@ class BlockReportProcessor:
         self.min_replication = min_replication
         self.good_replica_counts = good_replica_counts
         self.clock = clock
+        #: Told the bytes of every balancer move that completes (the balancer's progress).
+        self.on_move_done: Callable[[int], None] | None = None
 
     def _node(self, session: Session, datanode_id: str) -> Datanode:
         node = session.get(Datanode, datanode_id)
@@ -157,10 +160,15 @@ class BlockReportProcessor:
             )
         ).all()
         for move in moves:
+            block = session.get(Block, move.block_id)
+            arrived = session.get(Replica, (move.block_id, node.id))
             source = session.get(Replica, (move.block_id, move.source_id))
-            if source is not None:
-                invalidate(session, [(source.datanode_id, source.block_id, source.gen_stamp)], now)
-                session.delete(source)
+            if block is None or arrived is None or source is None or not is_intact(arrived, block):
+                continue  # keep the source's copy: the new one is not (yet) a good replacement
+            invalidate(session, [(source.datanode_id, source.block_id, source.gen_stamp)], now)
+            session.delete(source)
+            if self.on_move_done is not None:
+                self.on_move_done(block.length)
 
     def _maybe_complete(self, session: Session, block: Block) -> None:
         session.flush()

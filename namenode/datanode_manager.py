@@ -207,6 +207,7 @@ class DatanodeManager:
         blocks = {b.id: b for b in session.scalars(select(Block).where(Block.id.in_([p.block_id for p in pending])))}
         targets = self.nodes_by_id(session, [p.target_id for p in pending])
         commands = []
+        spent: list[TokenBucket] = []
         for item in pending:
             block = blocks.get(item.block_id)
             target = targets.get(item.target_id)
@@ -214,8 +215,9 @@ class DatanodeManager:
                 session.delete(item)
                 continue
             budget = self.balancer_budget if item.is_move else self.recovery_budget
-            if not budget.try_take(block.length):
-                break  # over budget: the rest waits for a later heartbeat
+            if budget in spent or not budget.try_take(block.length):
+                spent.append(budget)  # this kind waits for a later heartbeat; the other may go on
+                continue
             item.sent_at = now
             commands.append(
                 ReplicateBlockCommand(

@@ -133,6 +133,7 @@ class Fsck:
                         length=inode.length,
                         replication=inode.replication,
                         health=health,
+                        block_count=len(checked),
                         blocks=checked if flags.blocks or flags.locations or health is not BlockHealth.HEALTHY else [],
                     )
                 )
@@ -141,7 +142,9 @@ class Fsck:
         cluster = self.cluster
         good = [r for r in replicas if is_intact(r, block) and cluster.counts(r.datanode_id)]
         corrupt = [r for r in replicas if r.state == REPLICA_CORRUPT]
-        if not good:
+        # Intact replicas on decommissioning nodes do not count, but the data is still there.
+        readable = [r for r in replicas if is_intact(r, block) and cluster.can_source(r.datanode_id)]
+        if not good and not readable:
             health = BlockHealth.CORRUPT if corrupt else BlockHealth.MISSING
         elif len(good) < target:
             health = BlockHealth.UNDER_REPLICATED
@@ -165,7 +168,7 @@ class Fsck:
 
     def _describe(self, replica: Replica, block: Block) -> FsckReplica:
         load = self.cluster.loads.get(replica.datanode_id)
-        state = "good" if is_intact(replica, block) else "corrupt" if replica.state == REPLICA_CORRUPT else "stale"
+        state = "good" if is_intact(replica, block) else "corrupt" if replica.state == REPLICA_CORRUPT else "outdated"
         liveness = self.cluster.states.get(replica.datanode_id, DatanodeState.DEAD)
         admin = self.cluster.admin.get(replica.datanode_id, AdminState.NORMAL)
         if state == "good" and liveness is not DatanodeState.LIVE:

@@ -176,9 +176,17 @@ class ReplicationMonitor:
             log.warning("missing block has a readable replica again", block=block.id, file_id=inode.id)
         short = target - len(good) - len(pending)
         if short > 0 or (mis_replicated and not pending and len(good) >= target):
-            wanted = max(short, 1)
             stats.scheduled += self._schedule_copies(
-                session, block, replicas, sources, racks, pending, wanted, cluster, now
+                session,
+                block,
+                replicas,
+                sources,
+                racks,
+                pending,
+                max(short, 1),
+                cluster,
+                now,
+                new_rack_only=short <= 0,
             )
             return False
         if pending:
@@ -203,7 +211,11 @@ class ReplicationMonitor:
         count: int,
         cluster: ClusterView,
         now: float,
+        *,
+        new_rack_only: bool = False,
     ) -> int:
+        """Schedule up to `count` copies; with `new_rack_only` (fixing rack spread) only to a rack the
+        block is not on yet, or none at all (placement would otherwise fall back to the same rack)."""
         limit = 2 * self.settings.max_replication_streams
         holders = [cluster.loads[r.datanode_id] for r in sources if cluster.queued_per_source[r.datanode_id] < limit]
         # Prefer in-service holders; a decommissioning node is a source only when it must be.
@@ -220,6 +232,8 @@ class ReplicationMonitor:
             existing_racks=racks + [cluster.loads[p.target_id].rack for p in pending if p.target_id in cluster.loads],
             rng=self.rng,
         )
+        if new_rack_only:
+            targets = [t for t in targets if t.rack not in racks]
         for target in targets:
             session.add(
                 PendingReplication(

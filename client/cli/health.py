@@ -116,7 +116,7 @@ def _print_fsck(report: FsckReport) -> None:
     for entry in report.detail:
         problem = "" if entry.health is BlockHealth.HEALTHY else f"  {entry.health.value.upper()}"
         print(
-            f"{entry.path} {entry.length} bytes, replication {entry.replication}, {len(entry.blocks)} block(s){problem}"
+            f"{entry.path} {entry.length} bytes, replication {entry.replication}, {entry.block_count} block(s){problem}"
         )
         for index, block in enumerate(entry.blocks):
             state = "OK" if block.health is BlockHealth.HEALTHY else block.health.value.upper()

@@ -367,7 +367,9 @@ class FsckReplica(WireModel):
     datanode_id: str
     url: str
     rack: str
-    state: str  # good, corrupt, stale, decommissioning, decommissioned
+    #: good; corrupt (failed its checksums); outdated (wrong generation stamp or length);
+    #: or, for an intact replica, why it does not count: stale, dead, decommissioning, decommissioned
+    state: str
 
 
 class FsckBlock(WireModel):
@@ -384,6 +386,7 @@ class FsckFile(WireModel):
     length: int
     replication: int
     health: BlockHealth
+    block_count: int
     blocks: list[FsckBlock] = []
 
 
