@@ -68,6 +68,8 @@ class AsyncDFSClient:
         user: the user to act as (default: $DFS_USER or the OS user).
         transport: an httpx transport to use instead of the network (tests).
         segment_size: bytes a writer sends per pipeline acknowledgement (memory per writer is ~2x).
+        retry_wait: seconds to keep retrying a change the NameNode refuses only for now (start-up
+            safe mode) before raising.
     """
 
     def __init__(
@@ -78,12 +80,15 @@ class AsyncDFSClient:
         transport: httpx.AsyncBaseTransport | None = None,
         segment_size: int = 8 * 1024 * 1024,
         read_timeout: float = 30.0,
+        retry_wait: float = 30.0,
     ) -> None:
         self.namenode = (namenode or default_namenode()).rstrip("/")
         self.user = user or default_user()
         self.client_name = f"DFSClient_{uuid.uuid4().hex[:16]}"
         self.http = make_http_client(transport=transport, timeout=httpx.Timeout(read_timeout, connect=5.0, pool=60.0))
-        self.rpc = NameNodeRPC(self.http, self.namenode, user=self.user, client_name=self.client_name)
+        self.rpc = NameNodeRPC(
+            self.http, self.namenode, user=self.user, client_name=self.client_name, retry_wait_s=retry_wait
+        )
         self.segment_size = segment_size
         self._info: ClusterInfo | None = None
         self._open_writers = 0

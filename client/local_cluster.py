@@ -179,7 +179,7 @@ class LocalCluster:
         assert self.namenode.url is not None, "cluster not started"
         return self.namenode.url
 
-    def start(self, timeout: float = START_TIMEOUT_S) -> None:
+    def start(self, timeout: float = START_TIMEOUT_S, *, wait_for_safemode: bool = True) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.namenode.start(timeout)
         for _ in range(self._initial_datanodes):
@@ -187,7 +187,8 @@ class LocalCluster:
         for node in self.datanodes:
             node.wait_ready(timeout)
         self.wait_for_live_datanodes(len(self.datanodes), timeout)
-        wait_until(lambda: self.report().safe_mode is SafeModeState.OFF, timeout, "the NameNode to leave safe mode")
+        if wait_for_safemode:
+            wait_until(lambda: self.report().safe_mode is SafeModeState.OFF, timeout, "the NameNode to leave safe mode")
 
     def rack_of(self, number: int) -> str:
         """DataNodes are dealt over the racks in turn: /rack1, /rack2, ..., /rack1, ..."""

@@ -44,7 +44,7 @@ from client.protocol.client_namenode import (
     SetReplicationRequest,
 )
 from client.protocol.common import HEADER_CLIENT_NAME, HEADER_USER, ExtendedBlock
-from client.protocol.errors import ProtocolError, invalid_argument
+from client.protocol.errors import DfsError, ProtocolError, invalid_argument
 from client.transport import error_from_transport, raise_for_error
 
 M = TypeVar("M", bound=BaseModel)
@@ -64,7 +64,10 @@ def _build(model: type[M], **fields: Any) -> M:
 class NameNodeRPC:
     """One method per NameNode operation; raises the DfsError the NameNode reported."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, *, user: str, client_name: str) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, base_url: str, *, user: str, client_name: str, retry_wait_s: float = 30.0
+    ) -> None:
+        self.retry_wait_s = retry_wait_s
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.user = user
@@ -72,6 +75,27 @@ class NameNodeRPC:
         self._headers = {HEADER_USER: user, HEADER_CLIENT_NAME: client_name}
 
     async def _call(
+        self,
+        method: str,
+        route: str,
+        answer: type[M],
+        *,
+        params: dict[str, Any] | None = None,
+        body: BaseModel | None = None,
+    ) -> M:
+        """One call; errors the NameNode marks as passing (start-up safe mode) are retried for up
+        to `retry_wait_s` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.retry_wait_s
+        while True:
+            try:
+                return await self._call_once(method, route, answer, params=params, body=body)
+            except DfsError as exc:
+                if exc.retry_after_s is None or loop.time() + exc.retry_after_s > deadline:
+                    raise
+                await asyncio.sleep(exc.retry_after_s)
+
+    async def _call_once(
         self,
         method: str,
         route: str,

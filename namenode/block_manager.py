@@ -99,7 +99,7 @@ class BlockManager:
 
     # --- allocation ------------------------------------------------------------------------
 
-    def add_block(self, session: Session, request: AddBlockRequest) -> LocatedBlock:
+    def add_block(self, session: Session, request: AddBlockRequest, writer_host: str | None = None) -> LocatedBlock:
         inode = self.leases.check(session, request.file_id, request.client_name, request.path)
         last = self.last_block(session, inode.id)
         if request.previous is not None:
@@ -122,6 +122,7 @@ class BlockManager:
             min(inode.replication, MAX_PIPELINE_LENGTH),  # beyond that the monitor copies after complete
             block_size=inode.block_size,
             exclude=set(request.excluded_nodes),
+            writer_host=writer_host,
             rng=self.rng,
         )
         if not targets:

@@ -44,7 +44,11 @@ class SafeMode:
     def check_writable(self, what: str = "the namespace") -> None:
         """Raise SAFE_MODE for any change while safe mode is on."""
         if self.on:
-            raise SafeModeError(f"NameNode is in safe mode ({self.state.value}): {what} is read-only. {self._hint()}")
+            raise SafeModeError(
+                f"NameNode is in safe mode ({self.state.value}): {what} is read-only. {self._hint()}",
+                # Start-up safe mode ends by itself: clients may wait. A manual one needs an operator.
+                retry_after_s=1.0 if self.state is SafeModeState.STARTUP else None,
+            )
 
     def _hint(self) -> str:
         if self.state is SafeModeState.MANUAL:

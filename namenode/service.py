@@ -95,6 +95,7 @@ class NameNode:
         self.reports = BlockReportProcessor(settings.min_replication, self.blocks.good_replica_counts, clock)
         self.replication = ReplicationMonitor(settings, self.datanodes, clock)
         self.balancer = Balancer(self.datanodes, self.replication, clock)
+        self.reports.on_move_done = self.balancer.move_done
         self._background: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -176,9 +177,9 @@ class NameNode:
 
     # --- writing files ---------------------------------------------------------------------
 
-    async def add_block(self, request: AddBlockRequest) -> LocatedBlock:
+    async def add_block(self, request: AddBlockRequest, writer_host: str | None = None) -> LocatedBlock:
         self.safemode.check_writable()
-        return await self.db.write(partial(self.blocks.add_block, request=request))
+        return await self.db.write(partial(self.blocks.add_block, request=request, writer_host=writer_host))
 
     async def abandon_block(self, request: AbandonBlockRequest) -> None:
         self.safemode.check_writable()
@@ -311,7 +312,7 @@ class NameNode:
         return await self.db.read(run)
 
     async def balancer_start(self, request: BalancerRequest) -> BalancerStatus:
-        self.safemode.check_writable("balancing")
+        self.safemode.check_writable("the block map (no balancing)")
         self.balancer.start(request)
         return await self.db.read(self.balancer.status)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +23,10 @@ log = structlog.get_logger(__name__)
 
 
 def error_response(error: DfsError) -> JSONResponse:
-    return JSONResponse(status_code=error.http_status, content=error.to_body().model_dump(mode="json"))
+    headers = {"Retry-After": str(math.ceil(error.retry_after_s))} if error.retry_after_s else None
+    content = error.to_body().model_dump(mode="json", exclude_none=True)
+    content.setdefault("path", None)  # always present: {code, errno, message, path} is the fixed shape
+    return JSONResponse(status_code=error.http_status, content=content, headers=headers)
 
 
 def describe_validation_error(exc: RequestValidationError) -> str:

@@ -12,7 +12,9 @@ from typing import Annotated
 import typer
 
 from client.cli.output import stderr
-from client.local_cluster import LocalCluster
+from client.local_cluster import LocalCluster, wait_until
+from client.protocol.client_namenode import SafeModeState
+from client.sync_client import DFSClient
 
 app = typer.Typer(help="Run a local cluster.")
 
@@ -74,7 +76,8 @@ def up(
     try:
         plural = "DataNode" if datanodes == 1 else "DataNodes"
         stderr.print(f"Starting NameNode and {datanodes} {plural} under {cluster.base_dir} ...", markup=False)
-        cluster.start()
+        cluster.start(wait_for_safemode=False)
+        _wait_for_safemode(cluster)
         _print_urls(cluster)
         while True:
             time.sleep(1.0)
@@ -94,6 +97,20 @@ def up(
         cluster.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _wait_for_safemode(cluster: LocalCluster, timeout: float = 30.0) -> None:
+    """Give DataNodes time to report; if safe mode still holds, say why and how to leave it."""
+    try:
+        wait_until(lambda: cluster.report().safe_mode is SafeModeState.OFF, timeout, "safe mode to end")
+    except TimeoutError:
+        with DFSClient(cluster.url) as fs:
+            status = fs.safemode()
+        stderr.print(
+            f"Warning: {status.message}\nReads work; to allow changes anyway run: "
+            f"dfs --namenode {cluster.url} admin safemode leave",
+            markup=False,
+        )
 
 
 def _print_urls(cluster: LocalCluster) -> None:

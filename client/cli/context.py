@@ -14,9 +14,10 @@ from client.sync_client import DFSClient
 class CliContext:
     namenode: str | None
     user: str | None
+    retry_wait: float = 30.0
 
     def client(self) -> DFSClient:
-        return DFSClient(self.namenode, user=self.user)
+        return DFSClient(self.namenode, user=self.user, retry_wait=self.retry_wait)
 
 
 def get_context(ctx: typer.Context) -> CliContext:

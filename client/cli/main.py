@@ -36,8 +36,12 @@ def _global_options(
         str | None, typer.Option(envvar="DFS_NAMENODE", help="NameNode URL (default http://127.0.0.1:9870).")
     ] = None,
     user: Annotated[str | None, typer.Option(envvar="DFS_USER", help="Act as this user (default: OS user).")] = None,
+    retry_wait: Annotated[
+        float,
+        typer.Option(envvar="DFS_RETRY_WAIT", min=0, help="Seconds to wait out a NameNode's start-up safe mode."),
+    ] = 30.0,
 ) -> None:
-    ctx.obj = CliContext(namenode=namenode, user=user)
+    ctx.obj = CliContext(namenode=namenode, user=user, retry_wait=retry_wait)
 
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}

@@ -59,6 +59,8 @@ class ErrorBody(BaseModel):
     errno: int
     message: str
     path: str | None = None
+    #: Set when the condition is expected to pass (e.g. start-up safe mode): retry after this long.
+    retry_after_s: float | None = None
 
 
 class DfsError(OSError):
@@ -68,10 +70,11 @@ class DfsError(OSError):
     errno_value: ClassVar[int] = errno_mod.EIO
     http_status: ClassVar[int] = 500
 
-    def __init__(self, message: str, *, path: str | None = None) -> None:
+    def __init__(self, message: str, *, path: str | None = None, retry_after_s: float | None = None) -> None:
         super().__init__(self.errno_value, message)
         self.message = message
         self.path = path
+        self.retry_after_s = retry_after_s
 
     def __str__(self) -> str:
         if self.path is None or self.path in self.message:
@@ -81,11 +84,17 @@ class DfsError(OSError):
     def __reduce__(self) -> tuple[object, ...]:
         # OSError would rebuild us from (errno, strerror); rebuild from our own arguments so
         # errors survive pickling (multiprocessing, dask workers).
-        return (_rebuild, (type(self), self.message, self.path))
+        return (_rebuild, (type(self), self.message, self.path, self.retry_after_s))
 
     def to_body(self) -> ErrorBody:
         """The wire representation of this error."""
-        return ErrorBody(code=self.code, errno=self.errno_value, message=self.message, path=self.path)
+        return ErrorBody(
+            code=self.code,
+            errno=self.errno_value,
+            message=self.message,
+            path=self.path,
+            retry_after_s=self.retry_after_s,
+        )
 
 
 class InvalidPathError(DfsError):
@@ -352,13 +361,13 @@ def invalid_argument(exc: ValidationError) -> InvalidArgumentError:
     return InvalidArgumentError(f"invalid {exc.title}: {describe_validation_errors(exc.errors())}")
 
 
-def _rebuild(cls: type[DfsError], message: str, path: str | None) -> DfsError:
-    return cls(message, path=path)
+def _rebuild(cls: type[DfsError], message: str, path: str | None, retry_after_s: float | None = None) -> DfsError:
+    return cls(message, path=path, retry_after_s=retry_after_s)
 
 
 def error_from_body(body: ErrorBody) -> DfsError:
     """Rebuild the exception a server raised from its wire body."""
-    return ERROR_CLASSES[body.code](body.message, path=body.path)
+    return ERROR_CLASSES[body.code](body.message, path=body.path, retry_after_s=body.retry_after_s)
 
 
 def error_from_response(status: int, payload: object) -> DfsError:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from client.protocol.client_namenode import (
     DEFAULT_LIST_LIMIT,
@@ -76,8 +76,9 @@ async def create(request: CreateRequest, namenode: NameNodeDep, user: UserDep) -
 
 
 @router.post(Routes.ADD_BLOCK)
-async def add_block(request: AddBlockRequest, namenode: NameNodeDep) -> LocatedBlock:
-    return await namenode.add_block(request)
+async def add_block(request: AddBlockRequest, namenode: NameNodeDep, http: Request) -> LocatedBlock:
+    # The writer's address: if it is a DataNode's host, the first replica goes there.
+    return await namenode.add_block(request, writer_host=http.client.host if http.client else None)
 
 
 @router.post(Routes.ABANDON_BLOCK)

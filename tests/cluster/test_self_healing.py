@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import pytest
@@ -116,16 +118,23 @@ def test_safe_mode_after_a_restart_without_datanodes(healthy_cluster: MiniCluste
     for node in cluster.datanodes:
         node.kill()
     cluster.restart_namenode()
-    with cluster.client() as fs:
+    with cluster.client(retry_wait=0) as fs:
         status = fs.safemode()
         assert status.state is SafeModeState.STARTUP and status.blocks_total > 0 and status.blocks_safe == 0
         with pytest.raises(SafeModeError, match="safe mode"):
             fs.mkdirs(f"{remote_dir}/refused")
         assert fs.exists(f"{remote_dir}/f0")  # reads are served
-    refused = dfs(cluster, "mkdir", f"{remote_dir}/refused")
+    refused = dfs(cluster, "--retry-wait", "0", "mkdir", f"{remote_dir}/refused")
     assert refused.returncode == 1 and "safe mode" in refused.stderr
-    for node in cluster.datanodes:
-        node.start()
+    # A patient writer (the default) waits out start-up safe mode instead of failing.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool, cluster.client(retry_wait=120) as patient:
+        waiting = pool.submit(patient.write_bytes, f"{remote_dir}/waited", b"patience")
+        time.sleep(1.0)  # let it hit safe mode at least once before the DataNodes return
+        assert not waiting.done()
+        for node in cluster.datanodes:
+            node.start()
+        waiting.result(timeout=120)
+        assert patient.read_bytes(f"{remote_dir}/waited") == b"patience"
     result = dfs(cluster, "admin", "safemode", "wait", "--timeout", "60")
     assert result.returncode == 0 and "OFF" in result.stdout
     with cluster.client() as fs:
@@ -135,7 +144,7 @@ def test_safe_mode_after_a_restart_without_datanodes(healthy_cluster: MiniCluste
 def test_manual_safe_mode(healthy_cluster: MiniCluster, remote_dir: str) -> None:
     cluster = healthy_cluster
     assert "ON (manual)" in dfs(cluster, "admin", "safemode", "enter").stdout
-    with cluster.client() as fs, pytest.raises(SafeModeError, match="safemode leave"):
+    with cluster.client(retry_wait=0) as fs, pytest.raises(SafeModeError, match="safemode leave"):
         fs.mkdirs(f"{remote_dir}/refused")
     status = json.loads(dfs(cluster, "admin", "safemode", "get", "--json").stdout)
     assert status["state"] == "manual"
