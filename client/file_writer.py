@@ -75,7 +75,10 @@ class DfsOutputStream:
         status: FileStatus,
         options: WriteOptions,
         on_close: asyncio.Event | None = None,
+        *,
+        last_block: CommittedBlock | None = None,
     ) -> None:
+        """`last_block`: when appending, the file's existing last block (new data starts a new one)."""
         self.rpc = rpc
         self.http = http
         self.status = status
@@ -91,7 +94,7 @@ class DfsOutputStream:
         self._segment_offset = 0
         self._segment_size = 0
         self._block: LocatedBlock | None = None
-        self._committed: CommittedBlock | None = None  # the last finished block
+        self._committed: CommittedBlock | None = last_block  # the last finished block
         self._inflight: asyncio.Task[None] | None = None
         self._excluded: set[str] = set()
         self._failure: BaseException | None = None

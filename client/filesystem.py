@@ -8,12 +8,13 @@ import getpass
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import httpx
 
+from client.file_checksum import file_checksum as checksum_file
 from client.file_reader import DfsInputStream
 from client.file_writer import DfsOutputStream, WriteOptions
 from client.namenode_rpc import NameNodeRPC
@@ -24,6 +25,7 @@ from client.protocol.client_namenode import (
     BalancerStatus,
     ClusterInfo,
     ClusterReport,
+    ContentSummary,
     DatanodeInfo,
     DeleteResponse,
     FileStatus,
@@ -33,7 +35,14 @@ from client.protocol.client_namenode import (
     SafeModeAction,
     SafeModeStatus,
 )
-from client.protocol.errors import DfsError, DfsFileNotFoundError, DfsIsADirectoryError
+from client.protocol.errors import (
+    DfsError,
+    DfsFileNotFoundError,
+    DfsIsADirectoryError,
+    DfsTimeoutError,
+    InvalidArgumentError,
+)
+from client.protocol.hadoop_checksum import FileChecksum
 from client.transport import make_http_client
 
 # A library logs through stdlib logging: silent unless the application configures it.
@@ -159,6 +168,29 @@ class AsyncDFSClient:
     async def set_replication(self, path: str, replication: int) -> FileStatus:
         return await self.rpc.set_replication(paths.validate_path(path), replication)
 
+    async def set_permission(self, path: str, mode: int) -> FileStatus:
+        """chmod: the permission bits (and setuid/setgid/sticky) of a file or directory."""
+        return await self.rpc.set_attributes(paths.validate_path(path), mode=mode)
+
+    async def set_owner(self, path: str, owner: str | None = None, group: str | None = None) -> FileStatus:
+        """chown/chgrp: change the owner, the group, or both."""
+        if owner is None and group is None:
+            raise InvalidArgumentError("set_owner needs an owner or a group", path=path)
+        return await self.rpc.set_attributes(paths.validate_path(path), owner=owner, group=group)
+
+    async def set_times(self, path: str, mtime: int | None = None, atime: int | None = None) -> FileStatus:
+        """Set the modification and/or access time, in milliseconds since the epoch."""
+        return await self.rpc.set_attributes(paths.validate_path(path), mtime=mtime, atime=atime)
+
+    async def concat(self, target: str, sources: Sequence[str]) -> FileStatus:
+        """Move the blocks of `sources` (in order) to the end of `target` and remove the sources;
+        no data is copied."""
+        return await self.rpc.concat(paths.validate_path(target), [paths.validate_path(s) for s in sources])
+
+    async def content_summary(self, path: str) -> ContentSummary:
+        """Bytes, files and directories under `path` (like `du -s`), computed by the NameNode."""
+        return await self.rpc.content_summary(paths.validate_path(path))
+
     async def report(self) -> ClusterReport:
         return await self.rpc.cluster_report()
 
@@ -189,6 +221,15 @@ class AsyncDFSClient:
         """The blocks of a file covering a byte range, with the DataNodes holding each."""
         return await self.rpc.locations(paths.validate_path(path), offset, length)
 
+    async def file_checksum(self, path: str) -> FileChecksum:
+        """Hadoop's MD5-of-MD5-of-CRC32C checksum, as WebHDFS GETFILECHECKSUM renders it.
+
+        Equal to what a Hadoop cluster (512 bytes per CRC, CRC32C) gives the same bytes
+        stored with the same block size, so copies between the two can be compared. A
+        file being written is checksummed over its completed blocks.
+        """
+        return await checksum_file(self.rpc, self.http, paths.validate_path(path))
+
     # --- files -----------------------------------------------------------------------------
 
     async def create(
@@ -216,6 +257,25 @@ class AsyncDFSClient:
             status,
             WriteOptions(bytes_per_checksum=info.bytes_per_checksum, segment_size=self.segment_size),
             on_close=closed,
+        )
+        self._track_writer(closed, info.lease_soft_limit_s)
+        return stream
+
+    async def append(self, path: str) -> DfsOutputStream:
+        """Open an existing, closed file for writing at its end; `close()` it as after `create`.
+
+        The appended bytes start a new block (the file's last block is never reopened), so a
+        file appended to many times has short blocks in the middle; reads do not mind."""
+        info = await self.info()
+        answer = await self.rpc.append(paths.validate_path(path))
+        closed = asyncio.Event()
+        stream = DfsOutputStream(
+            self.rpc,
+            self.http,
+            answer.status,
+            WriteOptions(bytes_per_checksum=info.bytes_per_checksum, segment_size=self.segment_size),
+            on_close=closed,
+            last_block=answer.last,
         )
         self._track_writer(closed, info.lease_soft_limit_s)
         return stream
@@ -284,6 +344,33 @@ class AsyncDFSClient:
                 if pending is not None:
                     await pending
         return copied
+
+    async def truncate(self, path: str, length: int, *, wait: bool = False, timeout: float = 60) -> bool:
+        """Cut a closed file to its first `length` bytes, like Hadoop's ``truncate``.
+
+        Returns True when the file is done (the new length fell on a block boundary, or with
+        `wait`, once the DataNodes have cut the last block). False means the last block is
+        still being cut: the file reads as `length` bytes at once, but stays under
+        construction (no append, write or other truncate) until the NameNode closes it.
+
+        Raises:
+            InvalidArgumentError: `length` is larger than the file.
+            LeaseConflictError: the file is open for writing (or already being truncated).
+            DfsIsADirectoryError, DfsFileNotFoundError: `path` is not a file.
+            DfsTimeoutError: with `wait`, the file was not closed within `timeout` seconds.
+        """
+        answer = await self.rpc.truncate(paths.validate_path(path), length)
+        if answer.done or not wait:
+            return answer.done
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.05
+        while (await self.status(path)).under_construction:
+            if loop.time() + delay > deadline:
+                raise DfsTimeoutError(f"{path} was still being truncated after {timeout:g}s", path=path)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        return True
 
     # --- leases ----------------------------------------------------------------------------
 

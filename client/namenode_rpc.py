@@ -14,6 +14,8 @@ from client.protocol.client_namenode import (
     Ack,
     AddBlockRequest,
     AdminRoutes,
+    AppendRequest,
+    AppendResponse,
     BalancerRequest,
     BalancerStatus,
     ClusterInfo,
@@ -21,6 +23,8 @@ from client.protocol.client_namenode import (
     CommittedBlock,
     CompleteRequest,
     CompleteResponse,
+    ConcatRequest,
+    ContentSummary,
     CreateRequest,
     DatanodeInfo,
     DatanodeSelector,
@@ -41,7 +45,10 @@ from client.protocol.client_namenode import (
     SafeModeAction,
     SafeModeRequest,
     SafeModeStatus,
+    SetAttributesRequest,
     SetReplicationRequest,
+    TruncateRequest,
+    TruncateResponse,
 )
 from client.protocol.common import HEADER_CLIENT_NAME, HEADER_USER, ExtendedBlock
 from client.protocol.errors import DfsError, ProtocolError, invalid_argument
@@ -177,6 +184,23 @@ class NameNodeRPC:
             body=_build(SetReplicationRequest, path=path, replication=replication),
         )
 
+    async def set_attributes(self, path: str, **fields: Any) -> FileStatus:
+        """Any of mode, owner, group, mtime, atime (milliseconds); the others are kept."""
+        body = _build(SetAttributesRequest, path=path, **fields)
+        return await self._call("POST", Routes.SET_ATTRIBUTES, FileStatus, body=body)
+
+    async def append(self, path: str) -> AppendResponse:
+        body = _build(AppendRequest, path=path, client_name=self.client_name)
+        return await self._call("POST", Routes.APPEND, AppendResponse, body=body)
+
+    async def concat(self, target: str, sources: list[str]) -> FileStatus:
+        return await self._call(
+            "POST", Routes.CONCAT, FileStatus, body=_build(ConcatRequest, target=target, sources=sources)
+        )
+
+    async def content_summary(self, path: str) -> ContentSummary:
+        return await self._call("GET", Routes.CONTENT_SUMMARY, ContentSummary, params={"path": path})
+
     # --- writing ---------------------------------------------------------------------------
 
     async def add_block(
@@ -218,6 +242,10 @@ class NameNodeRPC:
 
     async def report_bad_blocks(self, request: ReportBadBlocksRequest) -> None:
         await self._call("POST", Routes.REPORT_BAD_BLOCKS, Ack, body=request)
+
+    async def truncate(self, path: str, length: int) -> TruncateResponse:
+        request = _build(TruncateRequest, path=path, length=length, client_name=self.client_name)
+        return await self._call("POST", Routes.TRUNCATE, TruncateResponse, body=request)
 
     # --- cluster ---------------------------------------------------------------------------
 

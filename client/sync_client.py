@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -25,6 +25,7 @@ from client.protocol.client_namenode import (
     BalancerStatus,
     ClusterInfo,
     ClusterReport,
+    ContentSummary,
     DatanodeInfo,
     DeleteResponse,
     FileStatus,
@@ -34,6 +35,7 @@ from client.protocol.client_namenode import (
     SafeModeStatus,
 )
 from client.protocol.errors import NotSupportedError
+from client.protocol.hadoop_checksum import FileChecksum
 
 T = TypeVar("T")
 
@@ -137,6 +139,25 @@ class DFSClient:
     def set_replication(self, path: str, replication: int) -> FileStatus:
         return self._run(self.aio.set_replication(path, replication))
 
+    def set_permission(self, path: str, mode: int) -> FileStatus:
+        return self._run(self.aio.set_permission(path, mode))
+
+    def set_owner(self, path: str, owner: str | None = None, group: str | None = None) -> FileStatus:
+        return self._run(self.aio.set_owner(path, owner, group))
+
+    def set_times(self, path: str, mtime: int | None = None, atime: int | None = None) -> FileStatus:
+        return self._run(self.aio.set_times(path, mtime, atime))
+
+    def concat(self, target: str, sources: Sequence[str]) -> FileStatus:
+        return self._run(self.aio.concat(target, sources))
+
+    def content_summary(self, path: str) -> ContentSummary:
+        return self._run(self.aio.content_summary(path))
+
+    def append(self, path: str) -> io.BufferedWriter:
+        """Open an existing file for writing at its end (binary); close it to make the data durable."""
+        return io.BufferedWriter(_RawWriter(self, self._run(self.aio.append(path))), IO_BUFFER)
+
     def report(self) -> ClusterReport:
         return self._run(self.aio.report())
 
@@ -159,6 +180,10 @@ class DFSClient:
 
     def block_locations(self, path: str, offset: int = 0, length: int | None = None) -> LocatedBlocks:
         return self._run(self.aio.block_locations(path, offset, length))
+
+    def file_checksum(self, path: str) -> FileChecksum:
+        """Hadoop's MD5-of-MD5-of-CRC32C checksum of a file (see AsyncDFSClient.file_checksum)."""
+        return self._run(self.aio.file_checksum(path))
 
     # --- data ------------------------------------------------------------------------------
 
@@ -186,6 +211,11 @@ class DFSClient:
     def get(self, remote: str, target: str | Path | BinaryIO, *, progress: ProgressCallback | None = None) -> int:
         return self._run(self.aio.get(remote, target, progress=progress))
 
+    def truncate(self, path: str, length: int, *, wait: bool = False, timeout: float = 60) -> bool:
+        """Cut a closed file to `length` bytes; False while its last block is still being cut
+        (see AsyncDFSClient.truncate)."""
+        return self._run(self.aio.truncate(path, length, wait=wait, timeout=timeout))
+
     def read_bytes(self, path: str) -> bytes:
         return self._run(self.aio.read_bytes(path))
 
@@ -201,7 +231,8 @@ class DFSClient:
         block_size: int | None = None,
         encoding: str | None = None,
     ) -> io.IOBase:
-        """Open a file: "rb"/"r" to read (seekable), "wb"/"w" to (over)write, "xb"/"x" to create new."""
+        """Open a file: "rb"/"r" to read (seekable), "wb"/"w" to (over)write, "xb"/"x" to create new,
+        "ab"/"a" to append."""
         kind = mode.replace("b", "").replace("t", "")
         buffered: io.BufferedReader | io.BufferedWriter
         if kind == "r":
@@ -211,8 +242,10 @@ class DFSClient:
                 self.aio.create(path, overwrite=kind == "w", replication=replication, block_size=block_size)
             )
             buffered = io.BufferedWriter(_RawWriter(self, stream), IO_BUFFER)
+        elif kind == "a":
+            buffered = io.BufferedWriter(_RawWriter(self, self._run(self.aio.append(path))), IO_BUFFER)
         else:
-            raise NotSupportedError(f"mode {mode!r} is not supported (use r, w or x, with or without b)")
+            raise NotSupportedError(f"mode {mode!r} is not supported (use r, w, x or a, with or without b)")
         if "b" in mode:
             return buffered
         return io.TextIOWrapper(buffered, encoding=encoding or "utf-8")

@@ -35,6 +35,7 @@ from client.protocol.datanode_namenode import (
     ReplicateBlockCommand,
     ReportedReplica,
     ReregisterCommand,
+    TruncateBlockCommand,
 )
 from client.protocol.errors import ClusterMismatchError, DfsError, ProtocolError, UnknownDatanodeError
 from client.transport import error_from_transport, raise_for_error
@@ -62,6 +63,7 @@ class NameNodeLink:
         heartbeat_interval_s: float | None,
         block_report_interval_s: float | None,
         on_registered: Callable[[RegisterResponse], None] | None = None,
+        truncate: Callable[[TruncateBlockCommand], Awaitable[bool]] | None = None,
     ) -> None:
         self.store = store
         self.http = http
@@ -73,6 +75,7 @@ class NameNodeLink:
         self.heartbeat_interval_s = heartbeat_interval_s or 3.0
         self.block_report_interval_s = block_report_interval_s
         self.on_registered = on_registered
+        self.truncate = truncate
         self.registered = asyncio.Event()
         self._report_lock = asyncio.Lock()
         self._unsent_received: dict[int, ReportedReplica] = {}
@@ -200,6 +203,8 @@ class NameNodeLink:
             self._spawn(self._delete_blocks(command))
         elif isinstance(command, ReplicateBlockCommand):
             self._spawn(self.replicate(command))
+        elif isinstance(command, TruncateBlockCommand) and self.truncate is not None:
+            self._spawn(self.truncate(command))
 
     def _spawn(self, coroutine: Awaitable[object]) -> None:
         task: asyncio.Task[object] = asyncio.ensure_future(coroutine)

@@ -14,6 +14,7 @@ from client.protocol.datanode_namenode import HeartbeatRequest, ReplicateBlockCo
 from client.transport import make_http_client
 from datanode.block_receiver import BlockReceiver
 from datanode.block_sender import BlockSender
+from datanode.block_truncator import BlockTruncator
 from datanode.config import DataNodeSettings
 from datanode.namenode_link import NameNodeLink
 from datanode.replicator import Replicator
@@ -45,6 +46,7 @@ class DataNode:
             period_s=settings.scan_period_s,
             rate_bytes_per_s=_mb(settings.scan_rate_mbps),
         )
+        self.truncator = BlockTruncator(self.store, self.disk, on_cut=self._cut, on_corrupt=self._report_corrupt)
         self.link = NameNodeLink(
             self.store,
             self.http,
@@ -55,6 +57,7 @@ class DataNode:
             heartbeat_interval_s=settings.heartbeat_interval_s,
             block_report_interval_s=settings.block_report_interval_s,
             on_registered=lambda answer: self.scanner.configure(answer.scan_period_s, answer.scan_rate_bytes_per_s),
+            truncate=self.truncator.truncate,
         )
         self.receiver = BlockReceiver(
             self.store,
@@ -117,6 +120,9 @@ class DataNode:
     async def _finalized(self, replica: ReplicaInfo) -> None:
         self.scanner.mark_verified(replica.block_id)  # every chunk was verified on its way in
         await self.link.replica_finalized(replica)
+
+    async def _cut(self, replica: ReplicaInfo) -> None:
+        await self.link.replica_finalized(replica)  # a truncated replica is reported like a new one
 
     async def _report_corrupt(self, block: ExtendedBlock, reason: str) -> None:
         await self.link.report_corrupt(block, reason)

@@ -16,7 +16,8 @@ from client.protocol.errors import DfsIsADirectoryError, InvalidArgumentError
 from namenode.datanode_manager import DatanodeManager
 from namenode.db.models import Block, Datanode, Replica
 from namenode.inodes import resolve
-from namenode.states import BLOCK_UC, REPLICA_FINALIZED
+from namenode.states import BLOCK_UC, BLOCK_UNDER_RECOVERY, REPLICA_FINALIZED
+from namenode.truncation import uncut_versions
 
 #: Most blocks one answer carries; readers ask again for the rest of a huge range.
 MAX_BLOCKS_PER_ANSWER = 1000
@@ -77,20 +78,22 @@ class BlockLocator:
         by_block: dict[int, list[tuple[Replica, Datanode]]] = defaultdict(list)
         for replica, node in rows:
             by_block[replica.block_id].append((replica, node))
+        # A block being cut by a truncate: its uncut replicas hold the kept bytes too, and are
+        # asked for at the old stamp (a DataNode serves any stamp at least as new as asked).
+        uncut = uncut_versions(session, [block.id for block in blocks if block.state == BLOCK_UNDER_RECOVERY])
         now = self.clock()
         located = []
         for block in blocks:
             good: list[tuple[int, DatanodeRef]] = []
             corrupt: list[DatanodeRef] = []
+            old_version = uncut.get(block.id)
             for replica, node in by_block[block.id]:
                 state = self.datanodes.state_of(node, now)
                 if state is DatanodeState.DEAD:
                     continue
                 ref = self.datanodes.ref(node)
-                if (
-                    replica.state == REPLICA_FINALIZED
-                    and replica.gen_stamp == block.gen_stamp
-                    and replica.length == block.length
+                if replica.state == REPLICA_FINALIZED and (
+                    (replica.gen_stamp, replica.length) in ((block.gen_stamp, block.length), old_version)
                 ):
                     leaving = node.admin_state != AdminState.NORMAL
                     good.append((2 if state is DatanodeState.STALE else int(leaving), ref))
@@ -101,7 +104,9 @@ class BlockLocator:
             good.sort(key=lambda item: item[0])
             located.append(
                 LocatedBlock(
-                    block=ExtendedBlock(block_id=block.id, gen_stamp=block.gen_stamp),
+                    block=ExtendedBlock(
+                        block_id=block.id, gen_stamp=block.gen_stamp if old_version is None else old_version[0]
+                    ),
                     offset=block.offset,
                     length=block.length,
                     locations=[ref for _, ref in good] or corrupt,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 from sqlalchemy import delete, or_, select
@@ -34,6 +35,9 @@ from namenode.states import (
 )
 from namenode.work_queues import enqueue_blocks, invalidate
 
+if TYPE_CHECKING:
+    from namenode.truncation import Truncations
+
 log = structlog.get_logger(__name__)
 
 CHUNK = 2000
@@ -51,6 +55,8 @@ class BlockReportProcessor:
         self.clock = clock
         #: Told the bytes of every balancer move that completes (the balancer's progress).
         self.on_move_done: Callable[[int], None] | None = None
+        #: Judges reports of blocks being cut by a truncate (set by the NameNode).
+        self.truncations: Truncations | None = None
 
     def _node(self, session: Session, datanode_id: str) -> Datanode:
         node = session.get(Datanode, datanode_id)
@@ -99,9 +105,19 @@ class BlockReportProcessor:
         }
         doomed: list[tuple[str, int, int]] = []
         changed: list[int] = []
+        truncations = self.truncations
+        cutting = truncations.cutting(session, ids) if truncations is not None else {}
         for entry in reported:
             block = blocks.get(entry.block_id)
             existing = known.get(entry.block_id)
+            pending = cutting.get(entry.block_id)
+            if (
+                block is not None
+                and pending is not None
+                and truncations is not None
+                and truncations.absorb(session, node, block, pending, existing, entry, report_id)
+            ):
+                continue  # a replica still to be cut by a truncate, or being cut: kept
             if block is None or entry.gen_stamp < block.gen_stamp:
                 # Deleted file, or a replica left behind by a pipeline that moved on.
                 doomed.append((node.id, entry.block_id, entry.gen_stamp))
@@ -139,6 +155,8 @@ class BlockReportProcessor:
                 existing.report_id = report_id
             if block.state == BLOCK_COMMITTED and state == REPLICA_FINALIZED:
                 self._maybe_complete(session, block)
+            elif pending is not None and truncations is not None and state == REPLICA_FINALIZED:
+                truncations.replica_cut(session, block, pending)
         invalidate(session, doomed, now)
         if changed:
             self._finish_moves(session, node, changed, now)

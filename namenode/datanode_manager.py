@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 import structlog
@@ -49,6 +49,9 @@ class DatanodeManager:
         burst = settings.heartbeat_interval_s
         self.recovery_budget = TokenBucket(settings.replication_bandwidth_mbps * MB, burst)
         self.balancer_budget = TokenBucket(0, burst)
+        #: More sources of heartbeat commands, fn(session, node id, now), asked after deletions and
+        #: copies and never in safe mode (the NameNode adds truncate recovery's).
+        self.command_sources: list[Callable[[Session, str, float], Sequence[Command]]] = []
 
     # --- liveness --------------------------------------------------------------------------
 
@@ -164,6 +167,8 @@ class DatanodeManager:
         if deletes:
             commands.append(deletes)
         commands.extend(self._take_replications(session, node.id, now))
+        for source in self.command_sources:
+            commands.extend(source(session, node.id, now))
         return HeartbeatResponse(commands=commands)
 
     def _take_invalidations(self, session: Session, node_id: str) -> DeleteBlocksCommand | None:

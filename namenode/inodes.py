@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from client.protocol import paths
@@ -59,8 +59,8 @@ def resolve_parent(session: Session, path: str) -> tuple[Inode, str]:
     return parent, paths.basename(path)
 
 
-def to_status(inode: Inode, path: str) -> FileStatus:
-    """The wire view of an inode found at `path`."""
+def to_status(inode: Inode, path: str, children: int = 0) -> FileStatus:
+    """The wire view of an inode found at `path` (`children`: a directory's entry count)."""
     return FileStatus(
         file_id=inode.id,
         name=paths.basename(path),
@@ -75,7 +75,18 @@ def to_status(inode: Inode, path: str) -> FileStatus:
         mtime=inode.mtime,
         atime=inode.atime,
         under_construction=inode.under_construction,
+        children=children,
     )
+
+
+def child_counts(session: Session, directory_ids: list[int]) -> dict[int, int]:
+    """Entries per directory, in one grouped index scan (for a listing page or a stat)."""
+    if not directory_ids:
+        return {}
+    rows = session.execute(
+        select(Inode.parent_id, func.count()).where(Inode.parent_id.in_(directory_ids)).group_by(Inode.parent_id)
+    ).tuples()
+    return {parent_id: count for parent_id, count in rows if parent_id is not None}
 
 
 def path_of(session: Session, inode: Inode) -> str:

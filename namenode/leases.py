@@ -17,6 +17,10 @@ from client.protocol.errors import DfsFileNotFoundError, LeaseExpiredError
 from namenode.config import NameNodeSettings
 from namenode.db.models import Inode, Lease
 
+#: Holder of the leases the NameNode takes itself (a file whose last block is being cut by a
+#: truncate). They never expire: the NameNode releases them when the recovery is done.
+NAMENODE_LEASE_HOLDER = "DFS_NameNode"
+
 
 class LeaseManager:
     def __init__(self, settings: NameNodeSettings, clock: Callable[[], float] = time.time) -> None:
@@ -30,6 +34,8 @@ class LeaseManager:
         return session.get(Lease, inode_id)
 
     def soft_expired(self, lease: Lease) -> bool:
+        if lease.holder == NAMENODE_LEASE_HOLDER:
+            return False  # a recovery in progress: nobody may take the file over
         return self.clock() - lease.last_renewed > self.settings.lease_soft_limit_s
 
     def check(self, session: Session, file_id: int, holder: str, path: str) -> Inode:
@@ -55,10 +61,13 @@ class LeaseManager:
             session.delete(lease)
 
     def hard_expired(self, session: Session, limit: int = 100) -> list[int]:
-        """Files whose writer has been silent past the hard limit."""
+        """Files whose writer has been silent past the hard limit (the NameNode's own leases excepted)."""
         cutoff = self.clock() - self.settings.lease_hard_limit_s
         return list(
             session.scalars(
-                select(Lease.inode_id).where(Lease.last_renewed < cutoff).order_by(Lease.last_renewed).limit(limit)
+                select(Lease.inode_id)
+                .where(Lease.last_renewed < cutoff, Lease.holder != NAMENODE_LEASE_HOLDER)
+                .order_by(Lease.last_renewed)
+                .limit(limit)
             )
         )

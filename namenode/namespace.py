@@ -1,4 +1,4 @@
-"""Namespace operations: stat, list, mkdirs, create, rename, delete, set replication.
+"""Namespace operations: stat, list, mkdirs, create, append, concat, rename, delete, attributes, summaries.
 
 Each method runs inside the caller's transaction (see `namenode.db.database`) and
 raises the protocol's errors, so the HTTP layer only renders them.
@@ -9,13 +9,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from client.protocol import paths
 from client.protocol.client_namenode import (
     MAX_LIST_LIMIT,
+    AppendRequest,
+    AppendResponse,
+    CommittedBlock,
+    ConcatRequest,
+    ContentSummary,
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
@@ -23,6 +28,7 @@ from client.protocol.client_namenode import (
     FileStatus,
     MkdirsRequest,
     RenameRequest,
+    SetAttributesRequest,
     SetReplicationRequest,
 )
 from client.protocol.errors import (
@@ -37,7 +43,7 @@ from client.protocol.errors import (
 from namenode.block_manager import BlockManager
 from namenode.config import NameNodeSettings
 from namenode.db.models import Block, Inode
-from namenode.inodes import lookup_child, resolve, resolve_chain, resolve_parent, root, to_status
+from namenode.inodes import child_counts, lookup_child, resolve, resolve_chain, resolve_parent, root, to_status
 from namenode.leases import LeaseManager
 from namenode.states import BLOCK_UC
 from namenode.work_queues import enqueue_blocks
@@ -62,7 +68,9 @@ class Namespace:
     # --- reads -----------------------------------------------------------------------------
 
     def stat(self, session: Session, path: str) -> FileStatus:
-        return to_status(resolve(session, path), path)
+        inode = resolve(session, path)
+        children = child_counts(session, [inode.id]).get(inode.id, 0) if inode.is_dir else 0
+        return to_status(inode, path, children)
 
     def list_dir(self, session: Session, path: str, start_after: str, limit: int) -> DirectoryListing:
         """One page of entries after `start_after`, in byte order of names."""
@@ -79,8 +87,17 @@ class Namespace:
                 .limit(limit + 1)
             )
         )
-        entries = [to_status(child, paths.join(path, child.name)) for child in rows[:limit]]
+        page = rows[:limit]
+        counts = child_counts(session, [child.id for child in page if child.is_dir])
+        entries = [to_status(child, paths.join(path, child.name), counts.get(child.id, 0)) for child in page]
         return DirectoryListing(entries=entries, has_more=len(rows) > limit)
+
+    def entries_after(self, session: Session, path: str, name: str) -> int:
+        """Entries of directory `path` whose names sort after `name` (an index range count)."""
+        inode = resolve(session, path)
+        if not inode.is_dir:
+            return 0
+        return session.scalar(select(func.count()).where(Inode.parent_id == inode.id, Inode.name > name)) or 0
 
     # --- directories -----------------------------------------------------------------------
 
@@ -203,6 +220,112 @@ class Namespace:
             ).all()
             enqueue_blocks(session, block_ids, self.clock())
         return to_status(inode, request.path)
+
+    def set_attributes(self, session: Session, request: SetAttributesRequest) -> FileStatus:
+        """chmod, chown, chgrp and utimes in one: only the fields given change."""
+        inode = resolve(session, request.path)
+        if request.mode is not None:
+            inode.mode = request.mode
+        if request.owner is not None:
+            inode.owner = request.owner
+        if request.group is not None:
+            inode.group = request.group
+        if request.mtime is not None and request.mtime >= 0:
+            inode.mtime = request.mtime
+        if request.atime is not None and request.atime >= 0:
+            inode.atime = request.atime
+        return to_status(inode, request.path)
+
+    def append(self, session: Session, request: AppendRequest) -> AppendResponse:
+        """Reopen a closed file for writing, leased to `request.client_name`.
+
+        Appended bytes start a new block, so the existing blocks stay finalised and immutable
+        (HDFS's NEW_BLOCK append): no replica is ever reopened, at the cost of a short block."""
+        inode = resolve(session, request.path)
+        if inode.is_dir:
+            raise DfsIsADirectoryError(f"{request.path} is a directory", path=request.path)
+        if inode.under_construction:
+            lease = self.leases.lease_of(session, inode.id)
+            holder = lease.holder if lease is not None else "a writer"
+            raise LeaseConflictError(f"{request.path} is already being written by {holder}", path=request.path)
+        inode.under_construction = True
+        self.leases.grant(session, inode, request.client_name)
+        last = self.blocks.last_block(session, inode.id)
+        committed = (
+            None if last is None else CommittedBlock(block_id=last.id, gen_stamp=last.gen_stamp, length=last.length)
+        )
+        return AppendResponse(status=to_status(inode, request.path), last=committed)
+
+    def concat(self, session: Session, request: ConcatRequest) -> FileStatus:
+        """Append the blocks of `sources` to `target` by re-pointing them (no data moves), then
+        remove the sources; all in one transaction."""
+        if len(set(request.sources)) != len(request.sources):
+            raise InvalidArgumentError("concat: a source is named twice", path=request.target)
+        if request.target in request.sources:
+            raise InvalidArgumentError("concat: the target cannot also be a source", path=request.target)
+        target = self._closed_file(session, request.target)
+        sources = [(path, self._closed_file(session, path)) for path in request.sources]
+        last_idx = session.scalar(select(func.max(Block.idx)).where(Block.inode_id == target.id))
+        next_idx = 0 if last_idx is None else last_idx + 1
+        offset = target.length
+        moved: list[int] = []
+        now = self._now_ms()
+        for path, source in sources:
+            for block in session.scalars(select(Block).where(Block.inode_id == source.id).order_by(Block.idx)):
+                block.inode_id = target.id
+                block.idx = next_idx
+                block.offset = offset + block.offset
+                next_idx += 1
+                moved.append(block.id)
+            offset += source.length
+            session.flush()
+            parent, _ = resolve_parent(session, path)
+            parent.mtime = now
+            session.delete(source)
+        target.length = offset
+        target.mtime = now
+        session.flush()
+        # The moved blocks now follow the target's replication.
+        enqueue_blocks(session, moved, self.clock())
+        return to_status(target, request.target)
+
+    def _closed_file(self, session: Session, path: str) -> Inode:
+        inode = resolve(session, path)
+        if inode.is_dir:
+            raise DfsIsADirectoryError(f"{path} is a directory", path=path)
+        if inode.under_construction:
+            raise LeaseConflictError(f"{path} is open for writing", path=path)
+        return inode
+
+    def content_summary(self, session: Session, path: str) -> ContentSummary:
+        """Bytes, files and directories under `path`, in one recursive query."""
+        inode = resolve(session, path)
+        if not inode.is_dir:
+            return ContentSummary(
+                length=inode.length,
+                files=1,
+                directories=0,
+                space_consumed=inode.length * inode.replication,
+            )
+        tree = (
+            select(Inode.id, Inode.is_dir, Inode.length, Inode.replication)
+            .where(Inode.id == inode.id)
+            .cte("tree", recursive=True)
+        )
+        tree = tree.union_all(
+            select(Inode.id, Inode.is_dir, Inode.length, Inode.replication).where(Inode.parent_id == tree.c.id)
+        )
+        files = case((tree.c.is_dir, 0), else_=1)
+        row = session.execute(
+            select(
+                func.coalesce(func.sum(tree.c.length * files), 0),
+                func.coalesce(func.sum(files), 0),
+                func.count(),
+                func.coalesce(func.sum(tree.c.length * tree.c.replication * files), 0),
+            )
+        ).one()
+        length, file_count, total, space = (int(value) for value in row)
+        return ContentSummary(length=length, files=file_count, directories=total - file_count, space_consumed=space)
 
     # --- rename and delete -----------------------------------------------------------------
 

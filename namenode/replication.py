@@ -24,7 +24,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy import and_, delete, func, or_, select
@@ -34,7 +34,15 @@ from client.protocol.client_namenode import AdminState, DatanodeState
 from namenode import placement
 from namenode.config import NameNodeSettings
 from namenode.datanode_manager import DatanodeManager
-from namenode.db.models import Block, Datanode, Inode, PendingReplication, Replica, ReplicationQueueEntry
+from namenode.db.models import (
+    Block,
+    Datanode,
+    Inode,
+    PendingReplication,
+    PendingTruncation,
+    Replica,
+    ReplicationQueueEntry,
+)
 from namenode.states import BLOCK_COMPLETE, BLOCK_UC, REPLICA_FINALIZED
 from namenode.work_queues import invalidate, priority_for
 
@@ -59,6 +67,8 @@ class ClusterView:
     states: dict[str, DatanodeState]
     admin: dict[str, AdminState]
     queued_per_source: Counter[str]
+    #: Blocks whose replicas a truncate is still cutting (`pending_truncations`).
+    cutting: set[int] = field(default_factory=set)
 
     @property
     def racks_available(self) -> int:
@@ -108,6 +118,7 @@ class ReplicationMonitor:
             states={node.id: self.datanodes.state_of(node, now) for node in nodes},
             admin={node.id: AdminState(node.admin_state) for node in nodes},
             queued_per_source=Counter(dict(queued.all())),
+            cutting=set(session.scalars(select(PendingTruncation.block_id))),
         )
 
     def run_once(self, session: Session) -> PassStats:
@@ -148,8 +159,10 @@ class ReplicationMonitor:
     ) -> bool:
         """Act on one block; True when it needs nothing more and can leave the queue."""
         block = session.get(Block, entry.block_id)
-        if block is None or block.state == BLOCK_UC:
-            return True  # gone, or still being written (completing the file re-queues it)
+        if block is None or block.state == BLOCK_UC or block.id in cluster.cutting:
+            # Gone, still being written (closing the file re-queues it), or its replicas are being
+            # cut by a truncate (the truncation re-queues it once that is over).
+            return True
         inode = session.get(Inode, block.inode_id)
         if inode is None:
             return True

@@ -21,12 +21,16 @@ from client.protocol.client_namenode import (
     AbandonBlockRequest,
     AddBlockRequest,
     AdminState,
+    AppendRequest,
+    AppendResponse,
     BalancerRequest,
     BalancerStatus,
     ClusterInfo,
     ClusterReport,
     CompleteRequest,
     CompleteResponse,
+    ConcatRequest,
+    ContentSummary,
     CreateRequest,
     DatanodeInfo,
     DatanodeState,
@@ -44,7 +48,10 @@ from client.protocol.client_namenode import (
     ReportBadBlocksRequest,
     SafeModeAction,
     SafeModeStatus,
+    SetAttributesRequest,
     SetReplicationRequest,
+    TruncateRequest,
+    TruncateResponse,
 )
 from client.protocol.datanode_namenode import (
     BlockReportRequest,
@@ -68,6 +75,7 @@ from namenode.namespace import Namespace
 from namenode.replication import ReplicationMonitor
 from namenode.safemode import SafeMode
 from namenode.states import REPLICA_CORRUPT
+from namenode.truncation import Truncations
 from namenode.work_queues import PRIORITY_NAMES, PRIORITY_UNDER_REPLICATED
 
 log = structlog.get_logger(__name__)
@@ -96,6 +104,9 @@ class NameNode:
         self.replication = ReplicationMonitor(settings, self.datanodes, clock)
         self.balancer = Balancer(self.datanodes, self.replication, clock)
         self.reports.on_move_done = self.balancer.move_done
+        self.truncations = Truncations(settings, self.blocks, self.leases, clock)
+        self.reports.truncations = self.truncations
+        self.datanodes.command_sources.append(self.truncations.commands_for)
         self._background: asyncio.Task[None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -133,6 +144,7 @@ class NameNode:
                 (f"lease recovery of file {inode_id}", partial(self.blocks.recover_file, inode_id=inode_id))
                 for inode_id in expired
             ]
+            steps.append(("truncate recovery", self.truncations.sweep))
             steps.append(("replication pass", self.replication.run_once))
             steps.append(("balancer", self.balancer.step))
         for name, step in steps:
@@ -175,6 +187,27 @@ class NameNode:
         self.safemode.check_writable()
         return await self.db.write(partial(self.namespace.set_replication, request=request))
 
+    async def set_attributes(self, request: SetAttributesRequest) -> FileStatus:
+        self.safemode.check_writable()
+        return await self.db.write(partial(self.namespace.set_attributes, request=request))
+
+    async def append(self, request: AppendRequest) -> AppendResponse:
+        self.safemode.check_writable()
+        return await self.db.write(partial(self.namespace.append, request=request))
+
+    async def concat(self, request: ConcatRequest) -> FileStatus:
+        self.safemode.check_writable()
+        return await self.db.write(partial(self.namespace.concat, request=request))
+
+    async def entries_after(self, path: str, name: str) -> int:
+        """How many entries of directory `path` sort after `name` (WebHDFS's remainingEntries)."""
+        paths.validate_path(path)
+        return await self.db.read(partial(self.namespace.entries_after, path=path, name=name))
+
+    async def content_summary(self, path: str) -> ContentSummary:
+        paths.validate_path(path)
+        return await self.db.read(partial(self.namespace.content_summary, path=path))
+
     # --- writing files ---------------------------------------------------------------------
 
     async def add_block(self, request: AddBlockRequest, writer_host: str | None = None) -> LocatedBlock:
@@ -198,6 +231,11 @@ class NameNode:
 
     async def report_bad_blocks(self, request: ReportBadBlocksRequest) -> None:
         await self.db.write(partial(self.blocks.report_bad_blocks, request=request))
+
+    async def truncate(self, request: TruncateRequest) -> TruncateResponse:
+        """Cut a closed file; `done` is false while its last block is being cut on the DataNodes."""
+        self.safemode.check_writable()
+        return await self.db.write(partial(self.truncations.truncate, request=request))
 
     # --- DataNodes -------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 BLOCK_UC = "under_construction"
 BLOCK_COMMITTED = "committed"
 BLOCK_COMPLETE = "complete"
+#: The last block of a file being truncated: new stamp and length set, replicas still being cut.
+BLOCK_UNDER_RECOVERY = "under_recovery"
 
 # replicas.state
 REPLICA_FINALIZED = "finalized"

@@ -1,7 +1,9 @@
-"""File commands of the shell, modelled on `hdfs dfs`: ls, mkdir, put, get, cat, rm, mv, stat, setrep."""
+"""File commands of the shell, modelled on `hdfs dfs`: ls, mkdir, put, get, cat, rm, mv, stat, setrep, truncate,
+append, concat, checksum, du, count, chmod, chown."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -15,6 +17,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from client.cli.context import get_context, remote_path
 from client.cli.output import human_size, mode_string, print_json, stderr, timestamp
+from client.filesystem import COPY_CHUNK
 from client.protocol import paths
 from client.protocol.client_namenode import FileStatus
 from client.protocol.errors import DfsFileNotFoundError, DfsIsADirectoryError, DfsTimeoutError
@@ -281,3 +284,141 @@ def _wait_for_replication(fs: DFSClient, path: str, replication: int, timeout: f
         if time.monotonic() > deadline:
             raise DfsTimeoutError(f"{path} did not reach replication {replication} within {timeout:.0f}s")
         time.sleep(0.5)
+
+
+@app.command("truncate")
+def truncate(
+    ctx: typer.Context,
+    length: Annotated[int, typer.Argument(metavar="LENGTH", min=0, help="New length in bytes.")],
+    targets: Annotated[list[str], typer.Argument(metavar="PATH...")],
+    wait: Annotated[bool, typer.Option("-w", help="Wait until the last block is cut and the file closed.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with -w, per file.")] = 60.0,
+) -> None:
+    """Cut files to LENGTH bytes (like `hdfs dfs -truncate`)."""
+    with get_context(ctx).client() as fs:
+        for target in targets:
+            path = remote_path(target)
+            if fs.truncate(path, length, wait=wait, timeout=timeout):
+                print(f"Truncated {path} to length: {length}")
+            else:
+                print(
+                    f"Truncating {path} to length: {length}. "
+                    "Wait for block recovery to complete before further updating this file."
+                )
+
+
+@app.command("append")
+def append(
+    ctx: typer.Context,
+    items: Annotated[list[str], typer.Argument(metavar="LOCAL... DST", help="Local files ('-' for stdin), then DST.")],
+) -> None:
+    """Append local files (or standard input) to the end of an existing file (`hdfs dfs -appendToFile`)."""
+    if len(items) < 2:
+        raise typer.BadParameter("give at least one local source and the destination")
+    *sources, destination = items
+    with get_context(ctx).client() as fs, fs.append(remote_path(destination)) as out:
+        for source in sources:
+            with contextlib.nullcontext(sys.stdin.buffer) if source == "-" else Path(source).open("rb") as handle:
+                while chunk := handle.read(COPY_CHUNK):
+                    out.write(chunk)
+
+
+@app.command("concat")
+def concat(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(metavar="TARGET")],
+    sources: Annotated[list[str], typer.Argument(metavar="SRC...")],
+) -> None:
+    """Move the blocks of SRC files, in order, to the end of TARGET and remove them (no data is copied)."""
+    with get_context(ctx).client() as fs:
+        status = fs.concat(remote_path(target), [remote_path(source) for source in sources])
+    print(f"{status.path}: {status.length} bytes")
+
+
+@app.command("checksum")
+def checksum(
+    ctx: typer.Context,
+    targets: Annotated[list[str], typer.Argument(metavar="PATH...")],
+) -> None:
+    """Print files' checksums in Hadoop's format (`hdfs dfs -checksum`): equal for equal bytes and block size."""
+    with get_context(ctx).client() as fs:
+        for target in targets:
+            path = remote_path(target)
+            result = fs.file_checksum(path)
+            print(f"{path}\t{result.algorithm}\t{result.raw.hex()}")
+
+
+@app.command("du")
+def du(
+    ctx: typer.Context,
+    targets: Annotated[list[str] | None, typer.Argument(metavar="PATH...", help="Default /.")] = None,
+    summary: Annotated[bool, typer.Option("-s", help="One total per PATH instead of one line per entry.")] = False,
+    human: Annotated[bool, typer.Option("-h", help="Sizes as KiB/MiB/GiB.")] = False,
+) -> None:
+    """Bytes used under paths: length, and space consumed with replication (`hdfs dfs -du`)."""
+
+    def size(value: int) -> str:
+        return human_size(value) if human else str(value)
+
+    with get_context(ctx).client() as fs:
+        for target in targets or ["/"]:
+            path = remote_path(target)
+            status = fs.status(path)
+            entries = [path] if summary or not status.is_dir else [entry.path for entry in fs.list(path)]
+            for entry in entries:
+                total = fs.content_summary(entry)
+                print(f"{size(total.length):>14}  {size(total.space_consumed):>14}  {entry}")
+
+
+@app.command("count")
+def count(
+    ctx: typer.Context,
+    targets: Annotated[list[str], typer.Argument(metavar="PATH...")],
+) -> None:
+    """Directories, files and bytes under paths (`hdfs dfs -count`)."""
+    with get_context(ctx).client() as fs:
+        for target in targets:
+            path = remote_path(target)
+            total = fs.content_summary(path)
+            print(f"{total.directories:>12} {total.files:>12} {total.length:>18} {path}")
+
+
+@app.command("chmod")
+def chmod(
+    ctx: typer.Context,
+    mode: Annotated[str, typer.Argument(metavar="MODE", help="Octal, e.g. 755 or 1777.")],
+    targets: Annotated[list[str], typer.Argument(metavar="PATH...")],
+    recursive: Annotated[bool, typer.Option("-R", help="Also everything under directories.")] = False,
+) -> None:
+    """Change permission bits."""
+    try:
+        bits = int(mode, 8)
+    except ValueError:
+        raise typer.BadParameter(f"{mode!r} is not an octal mode such as 755") from None
+    with get_context(ctx).client() as fs:
+        for path in _targets(fs, targets, recursive):
+            fs.set_permission(path, bits)
+
+
+@app.command("chown")
+def chown(
+    ctx: typer.Context,
+    owner: Annotated[str, typer.Argument(metavar="OWNER[:GROUP]", help="Owner, ':GROUP', or both.")],
+    targets: Annotated[list[str], typer.Argument(metavar="PATH...")],
+    recursive: Annotated[bool, typer.Option("-R", help="Also everything under directories.")] = False,
+) -> None:
+    """Change owner and/or group."""
+    user, _, group = owner.partition(":")
+    if not user and not group:
+        raise typer.BadParameter("give an owner, :group, or owner:group")
+    with get_context(ctx).client() as fs:
+        for path in _targets(fs, targets, recursive):
+            fs.set_owner(path, user or None, group or None)
+
+
+def _targets(fs: DFSClient, targets: list[str], recursive: bool) -> Iterator[str]:
+    for target in targets:
+        path = remote_path(target)
+        yield path
+        if recursive and fs.status(path).is_dir:
+            yield from (entry.path for entry in fs.walk(path))

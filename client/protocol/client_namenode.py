@@ -14,6 +14,11 @@ Routes (all under the NameNode base URL):
     POST /v1/namespace/rename          RenameRequest        -> FileStatus
     POST /v1/namespace/delete          DeleteRequest        -> DeleteResponse
     POST /v1/namespace/set_replication SetReplicationRequest -> FileStatus
+    POST /v1/namespace/set_attributes SetAttributesRequest -> FileStatus
+    POST /v1/namespace/append          AppendRequest        -> AppendResponse
+    POST /v1/namespace/concat          ConcatRequest        -> FileStatus
+    GET  /v1/namespace/content_summary?path=                -> ContentSummary
+    POST /v1/namespace/truncate        TruncateRequest      -> TruncateResponse
     POST /v1/namespace/renew_lease     RenewLeaseRequest    -> Ack
     POST /v1/namespace/report_bad_blocks ReportBadBlocksRequest -> Ack
     GET  /v1/cluster/info                                   -> ClusterInfo
@@ -42,6 +47,8 @@ WirePath = Annotated[str, AfterValidator(validate_path)]
 Replication = Annotated[int, Field(ge=1, le=512)]
 Mode = Annotated[int, Field(ge=0, le=0o7777)]
 ClientName = Annotated[str, Field(min_length=1, max_length=256)]
+UserName = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\s/:]+$")]
+TimeMs = Annotated[int, Field(ge=-1)]
 
 MAX_LIST_LIMIT = 10_000
 DEFAULT_LIST_LIMIT = 1_000
@@ -62,6 +69,11 @@ class Routes:
     RENAME = "/v1/namespace/rename"
     DELETE = "/v1/namespace/delete"
     SET_REPLICATION = "/v1/namespace/set_replication"
+    SET_ATTRIBUTES = "/v1/namespace/set_attributes"
+    APPEND = "/v1/namespace/append"
+    CONCAT = "/v1/namespace/concat"
+    CONTENT_SUMMARY = "/v1/namespace/content_summary"
+    TRUNCATE = "/v1/namespace/truncate"
     RENEW_LEASE = "/v1/namespace/renew_lease"
     REPORT_BAD_BLOCKS = "/v1/namespace/report_bad_blocks"
     CLUSTER_INFO = "/v1/cluster/info"
@@ -96,6 +108,8 @@ class FileStatus(WireModel):
     mtime: int  # milliseconds since the epoch
     atime: int
     under_construction: bool = False
+    #: Entries of a directory (0 for a file).
+    children: NonNegative = 0
 
     @property
     def is_dir(self) -> bool:
@@ -210,6 +224,62 @@ class DeleteResponse(WireModel):
 class SetReplicationRequest(WireModel):
     path: WirePath
     replication: Replication
+
+
+class SetAttributesRequest(WireModel):
+    """Change any of a path's mode, owner, group and times; a field left out (or a time of -1) is kept."""
+
+    path: WirePath
+    mode: Mode | None = None
+    owner: UserName | None = None
+    group: UserName | None = None
+    mtime: TimeMs | None = None  # milliseconds since the epoch
+    atime: TimeMs | None = None
+
+
+class AppendRequest(WireModel):
+    """Reopen a closed file for writing at its end; new data starts a new block (HDFS NEW_BLOCK)."""
+
+    path: WirePath
+    client_name: ClientName
+
+
+class AppendResponse(WireModel):
+    status: FileStatus
+    #: The file's last block: the writer names it as `previous` when it asks for the next one.
+    last: CommittedBlock | None
+
+
+class ConcatRequest(WireModel):
+    """Move the blocks of `sources`, in order, to the end of `target`, then remove the sources."""
+
+    target: WirePath
+    sources: Annotated[list[WirePath], Field(min_length=1, max_length=10_000)]
+
+
+class ContentSummary(WireModel):
+    """Totals over a subtree, as `du -s` or WebHDFS GETCONTENTSUMMARY want them."""
+
+    length: int
+    files: int
+    directories: int  # the directory itself included
+    space_consumed: int  # length times replication, summed over files
+
+
+class TruncateRequest(WireModel):
+    """Cut a closed file to its first `length` bytes (Hadoop's ``truncate(path, newLength)``)."""
+
+    path: WirePath
+    length: NonNegative
+    client_name: ClientName
+
+
+class TruncateResponse(WireModel):
+    """`done` false: the last block is being cut on the DataNodes and the file stays under
+    construction (held by the NameNode) until it is; poll `status` for `under_construction`."""
+
+    done: bool
+    status: FileStatus
 
 
 class RenewLeaseRequest(WireModel):

@@ -16,6 +16,10 @@ and finalised). A read is ``GET /v1/blocks/{id}?gen_stamp&offset&length``; the a
 carries a `ReadBlockHeader` in ``X-DFS-Read`` and chunk-aligned packets. An error after
 the response has started is sent in-band as a packet with the ERROR flag whose data is
 an `ErrorBody` as JSON.
+
+``GET /v1/blocks/{id}/checksum?gen_stamp&length&bytes_per_crc`` answers a
+`BlockChecksumResponse`: Hadoop's MD5-of-CRC32C of the block's first `length` bytes
+(see client.protocol.hadoop_checksum), computed from verified replica bytes.
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ DEFAULT_PACKET_SIZE = 16 * DEFAULT_BYTES_PER_CHECKSUM
 #: A decoder refuses packets announcing more than this (a corrupt or hostile header).
 MAX_PACKET_DATA = 16 * 1024 * 1024
 MAX_PIPELINE_LENGTH = 16
+
+#: Route of a block's Hadoop-style checksum on a DataNode (GET).
+BLOCK_CHECKSUM_ROUTE = "/v1/blocks/{block_id}/checksum"
 
 
 class WriteStage(StrEnum):
@@ -110,6 +117,17 @@ class ReadBlockHeader(WireModel):
     offset: NonNegative
     length: NonNegative
     bytes_per_checksum: int
+
+
+class BlockChecksumResponse(WireModel):
+    """Hadoop's block checksum (MD5 of the big-endian CRC32C of each chunk) of block[0:length]."""
+
+    block_id: BlockId
+    gen_stamp: GenStamp  # of the replica that answered
+    length: NonNegative  # bytes digested
+    bytes_per_crc: int
+    crc_count: NonNegative  # CRCs digested: ceil(length / bytes_per_crc)
+    md5_hex: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 
 
 def encode_header_model(model: WireModel) -> str:
@@ -240,3 +258,8 @@ class PacketDecoder:
 def block_url(base_url: str, block_id: int) -> str:
     """URL of a block on a DataNode (reads: GET, writes: POST)."""
     return f"{base_url.rstrip('/')}/v1/blocks/{block_id}"
+
+
+def block_checksum_url(base_url: str, block_id: int) -> str:
+    """URL of a block's Hadoop-style checksum on a DataNode (GET)."""
+    return base_url.rstrip("/") + BLOCK_CHECKSUM_ROUTE.format(block_id=block_id)

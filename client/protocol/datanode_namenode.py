@@ -82,6 +82,20 @@ class ReplicateBlockCommand(WireModel):
     max_rate_bytes_per_s: Annotated[int, Field(gt=0)] | None = None
 
 
+class TruncateBlockCommand(WireModel):
+    """Cut the local replica of `block` (id and *old* stamp) to `new_length` bytes under `new_gen_stamp`.
+
+    Sent for the last block of a file being truncated, to every DataNode holding the old
+    version; the cut replica is finalised and reported like a freshly written one. Idempotent:
+    a replica already at `new_gen_stamp` and `new_length` is only reported again.
+    """
+
+    kind: Literal["truncate"] = "truncate"
+    block: ExtendedBlock
+    new_gen_stamp: GenStamp
+    new_length: NonNegative
+
+
 class ReregisterCommand(WireModel):
     """The NameNode lost track of this DataNode: register and send a full block report."""
 
@@ -89,7 +103,7 @@ class ReregisterCommand(WireModel):
 
 
 Command = Annotated[
-    DeleteBlocksCommand | ReplicateBlockCommand | ReregisterCommand,
+    DeleteBlocksCommand | ReplicateBlockCommand | ReregisterCommand | TruncateBlockCommand,
     Field(discriminator="kind"),
 ]
 

@@ -8,8 +8,16 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
 from client.protocol.common import HEADER_READ, HEADER_WRITE, MAX_INT64
-from client.protocol.data_transfer import WriteBlockHeader, WriteBlockResponse, encode_header_model
+from client.protocol.data_transfer import (
+    BLOCK_CHECKSUM_ROUTE,
+    BlockChecksumResponse,
+    WriteBlockHeader,
+    WriteBlockResponse,
+    encode_header_model,
+)
 from client.protocol.errors import InvalidArgumentError
+from client.protocol.hadoop_checksum import BYTES_PER_CRC
+from datanode.block_checksum import BlockChecksummer
 from datanode.service import DataNode
 
 router = APIRouter(tags=["blocks"])
@@ -23,6 +31,11 @@ def get_datanode(request: Request) -> DataNode:
 
 
 DataNodeDep = Annotated[DataNode, Depends(get_datanode)]
+
+
+def get_checksummer(datanode: DataNodeDep) -> BlockChecksummer:
+    """Stateless, so made per request from the DataNode's storage, disk pool and corruption report."""
+    return BlockChecksummer(datanode.store, datanode.disk, datanode.settings.packet_size, datanode.link.report_corrupt)
 
 
 @router.post("/v1/blocks/{block_id}")
@@ -58,3 +71,17 @@ async def read_block(
         media_type="application/octet-stream",
         headers={HEADER_READ: encode_header_model(header)},
     )
+
+
+@router.get(BLOCK_CHECKSUM_ROUTE)
+async def block_checksum(
+    block_id: BlockIdParam,
+    datanode: DataNodeDep,
+    checksummer: Annotated[BlockChecksummer, Depends(get_checksummer)],
+    gen_stamp: Annotated[int, Query(gt=0, le=MAX_INT64)],
+    length: Annotated[int | None, Query(ge=0, le=MAX_INT64)] = None,
+    bytes_per_crc: Annotated[int, Query(gt=0)] = BYTES_PER_CRC,
+) -> BlockChecksumResponse:
+    """Hadoop's MD5-of-CRC32C of block[0:length], from replica bytes verified on the way."""
+    with datanode.transfer():
+        return await checksummer.compute(block_id, gen_stamp, length, bytes_per_crc)

@@ -12,10 +12,14 @@ from client.protocol.client_namenode import (
     AbandonBlockRequest,
     Ack,
     AddBlockRequest,
+    AppendRequest,
+    AppendResponse,
     ClusterInfo,
     ClusterReport,
     CompleteRequest,
     CompleteResponse,
+    ConcatRequest,
+    ContentSummary,
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
@@ -29,7 +33,10 @@ from client.protocol.client_namenode import (
     RenewLeaseRequest,
     ReportBadBlocksRequest,
     Routes,
+    SetAttributesRequest,
     SetReplicationRequest,
+    TruncateRequest,
+    TruncateResponse,
 )
 from client.protocol.common import MAX_INT64
 from client.protocol.paths import MAX_PATH_BYTES
@@ -110,6 +117,31 @@ async def delete(request: DeleteRequest, namenode: NameNodeDep) -> DeleteRespons
 @router.post(Routes.SET_REPLICATION)
 async def set_replication(request: SetReplicationRequest, namenode: NameNodeDep) -> FileStatus:
     return await namenode.set_replication(request)
+
+
+@router.post(Routes.SET_ATTRIBUTES)
+async def set_attributes(request: SetAttributesRequest, namenode: NameNodeDep) -> FileStatus:
+    return await namenode.set_attributes(request)
+
+
+@router.post(Routes.APPEND)
+async def append(request: AppendRequest, namenode: NameNodeDep) -> AppendResponse:
+    return await namenode.append(request)
+
+
+@router.post(Routes.CONCAT)
+async def concat(request: ConcatRequest, namenode: NameNodeDep) -> FileStatus:
+    return await namenode.concat(request)
+
+
+@router.get(Routes.CONTENT_SUMMARY)
+async def content_summary(path: PathParam, namenode: NameNodeDep) -> ContentSummary:
+    return await namenode.content_summary(path)
+
+
+@router.post(Routes.TRUNCATE)
+async def truncate(request: TruncateRequest, namenode: NameNodeDep) -> TruncateResponse:
+    return await namenode.truncate(request)
 
 
 @router.post(Routes.RENEW_LEASE)

@@ -181,3 +181,18 @@ class Invalidation(Base):
     block_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     gen_stamp: Mapped[int]
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class PendingTruncation(Base):
+    """The last block of a file being truncated: replicas of (old stamp, old length) are still to be cut.
+
+    The block row already carries the new stamp and length; this row remembers the version the
+    DataNodes hold, so their replicas of it are recognised, kept and told to cut themselves.
+    """
+
+    __tablename__ = "pending_truncations"
+
+    block_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("blocks.id", ondelete="CASCADE"), primary_key=True)
+    old_gen_stamp: Mapped[int]
+    old_length: Mapped[int]
+    started_at: Mapped[float] = mapped_column(Float)

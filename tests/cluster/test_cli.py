@@ -135,3 +135,36 @@ def test_cat_writes_binary_and_stops_quietly_on_a_closed_pipe(cluster: MiniClust
     )
     assert pipeline.stdout.strip() in ("0", "141")  # 0 if everything fit in the pipe before head exited
     assert "Traceback" not in pipeline.stderr
+
+
+def test_append_concat_checksum_du_count_chmod_chown(cluster: MiniCluster, remote_dir: str, tmp_path: Path) -> None:
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.write_bytes(b"one\n")
+    second.write_bytes(b"two\n")
+    ok(cluster, "put", str(first), f"{remote_dir}/log")
+    ok(cluster, "append", str(second), str(first), f"{remote_dir}/log")
+    result = dfs(cluster, "append", "-", f"{remote_dir}/log", stdin=b"stdin\n")
+    assert result.returncode == 0, result.stderr.decode()
+    assert ok(cluster, "cat", f"{remote_dir}/log") == "one\ntwo\none\nstdin\n"
+    assert "does not exist" in fails(cluster, "append", str(first), f"{remote_dir}/missing")
+
+    ok(cluster, "put", str(second), f"{remote_dir}/tail")
+    assert ok(cluster, "concat", f"{remote_dir}/log", f"{remote_dir}/tail").strip().endswith("22 bytes")
+    assert "does not exist" in fails(cluster, "stat", f"{remote_dir}/tail")
+
+    line = ok(cluster, "checksum", f"{remote_dir}/log").split("\t")
+    assert line[0] == f"{remote_dir}/log" and line[1].endswith("MD5-of-512CRC32C") and len(line[2].strip()) == 56
+
+    ok(cluster, "mkdir", "-p", f"{remote_dir}/d/e")
+    assert ok(cluster, "count", remote_dir).split() == ["3", "1", "22", remote_dir]
+    du_lines = [row.split() for row in ok(cluster, "du", remote_dir).splitlines()]
+    assert du_lines == [["0", "0", f"{remote_dir}/d"], ["22", "66", f"{remote_dir}/log"]]
+    assert ok(cluster, "du", "-s", remote_dir).split() == ["22", "66", remote_dir]
+
+    ok(cluster, "chmod", "-R", "700", f"{remote_dir}/d")
+    assert ok(cluster, "ls", "-l", f"{remote_dir}/d").startswith("drwx------")
+    ok(cluster, "chown", "bob:staff", f"{remote_dir}/log")
+    ok(cluster, "chown", ":wheel", f"{remote_dir}/log")
+    status = json.loads(ok(cluster, "stat", "--json", f"{remote_dir}/log"))
+    assert (status["owner"], status["group"], status["mode"]) == ("bob", "wheel", 0o644)
+    assert "octal" in fails(cluster, "chmod", "rwx", f"{remote_dir}/log", code=2)
