@@ -11,7 +11,7 @@ import structlog
 from fastapi import FastAPI
 
 from client.protocol import SOFTWARE_VERSION
-from datanode.api import blocks
+from datanode.api import blocks, webhdfs
 from datanode.config import DataNodeSettings
 from datanode.service import DataNode
 from server_common.errors import install_error_handlers
@@ -40,6 +40,7 @@ def create_app(settings: DataNodeSettings, advertise_url: str) -> FastAPI:
     app.state.datanode = datanode
     install_error_handlers(app)
     app.include_router(blocks.router)
+    app.include_router(webhdfs.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -20,6 +20,7 @@ from datanode.namenode_link import NameNodeLink
 from datanode.replicator import Replicator
 from datanode.scanner import BlockScanner
 from datanode.storage.block_store import BlockStore, ReplicaInfo
+from server_common.webhdfs import DataOps
 
 
 class DataNode:
@@ -70,6 +71,8 @@ class DataNode:
         self.sender = BlockSender(self.store, self.disk, settings.packet_size, self._report_corrupt)
         self._link_task: asyncio.Task[None] | None = None
         self._scanner_task: asyncio.Task[None] | None = None
+        #: WebHDFS data operations the NameNode redirects here, served through the SDK.
+        self.webhdfs = DataOps(settings.namenode_url)
 
     def ref(self) -> DatanodeRef:
         return DatanodeRef(id=self.store.identity.datanode_id, url=self.advertise_url, rack=self.settings.rack)
@@ -95,6 +98,7 @@ class DataNode:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self.webhdfs.close()
         await self.link.close()
         await self.http.aclose()
         self.disk.shutdown(wait=True)

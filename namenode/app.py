@@ -11,7 +11,7 @@ import structlog
 from fastapi import FastAPI
 
 from client.protocol import SOFTWARE_VERSION
-from namenode.api import admin, client_protocol, datanode_protocol
+from namenode.api import admin, client_protocol, datanode_protocol, webhdfs
 from namenode.config import NameNodeSettings
 from namenode.db import schema
 from namenode.db.database import Database
@@ -55,6 +55,7 @@ def create_app(settings: NameNodeSettings, clock: Callable[[], float] = time.tim
     app.include_router(client_protocol.router)
     app.include_router(datanode_protocol.router)
     app.include_router(admin.router)
+    app.include_router(webhdfs.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

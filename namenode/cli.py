@@ -45,6 +45,16 @@ def main(
     safemode_extension: Annotated[
         float | None, typer.Option(help="Seconds safe mode lasts after the threshold is reached.")
     ] = None,
+    webhdfs_proxy: Annotated[
+        bool | None,
+        typer.Option(
+            "--webhdfs-proxy/--webhdfs-redirect",
+            help="Serve WebHDFS data on the NameNode (for clients that cannot reach DataNodes) instead of redirecting.",
+        ),
+    ] = None,
+    superuser: Annotated[
+        str | None, typer.Option(help="The superuser (default: the user running the NameNode).")
+    ] = None,
     log_json: Annotated[bool | None, typer.Option("--log-json/--log-console", help="Log format.")] = None,
 ) -> None:
     """Serve the namespace on HOST:PORT until interrupted."""
@@ -70,6 +80,8 @@ def main(
         "scan_period_s": scan_period,
         "safemode_threshold": safemode_threshold,
         "safemode_extension_s": safemode_extension,
+        "webhdfs_proxy": webhdfs_proxy,
+        "superuser": superuser,
         "log_json": log_json,
     }
     try:

@@ -52,6 +52,10 @@ class NameNodeSettings(BaseSettings):
     lease_soft_limit_s: float = Field(60.0, gt=0)
     lease_hard_limit_s: float = Field(3600.0, gt=0)
 
+    #: WebHDFS data proxy (like Hadoop's HttpFS): serve CREATE/APPEND/OPEN/GETFILECHECKSUM on the
+    #: NameNode instead of redirecting to DataNodes, for clients that cannot reach DataNodes.
+    webhdfs_proxy: bool = False
+
     superuser: str = ""
     supergroup: str = "supergroup"
     log_json: bool = False

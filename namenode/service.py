@@ -53,6 +53,7 @@ from client.protocol.client_namenode import (
     TruncateRequest,
     TruncateResponse,
 )
+from client.protocol.common import DatanodeRef
 from client.protocol.datanode_namenode import (
     BlockReportRequest,
     HeartbeatRequest,
@@ -61,6 +62,7 @@ from client.protocol.datanode_namenode import (
     RegisterRequest,
     RegisterResponse,
 )
+from namenode import placement
 from namenode.balancer import Balancer
 from namenode.block_locations import BlockLocator
 from namenode.block_manager import BlockManager
@@ -77,6 +79,7 @@ from namenode.safemode import SafeMode
 from namenode.states import REPLICA_CORRUPT
 from namenode.truncation import Truncations
 from namenode.work_queues import PRIORITY_NAMES, PRIORITY_UNDER_REPLICATED
+from server_common.webhdfs import DataOps
 
 log = structlog.get_logger(__name__)
 
@@ -108,6 +111,7 @@ class NameNode:
         self.reports.truncations = self.truncations
         self.datanodes.command_sources.append(self.truncations.commands_for)
         self._background: asyncio.Task[None] | None = None
+        self._webhdfs_data: DataOps | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -117,6 +121,8 @@ class NameNode:
         self._background = asyncio.create_task(self._background_loop(), name="namenode-background")
 
     async def stop(self) -> None:
+        if self._webhdfs_data is not None:
+            await self._webhdfs_data.close()
         if self._background is not None:
             self._background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -203,6 +209,27 @@ class NameNode:
         """How many entries of directory `path` sort after `name` (WebHDFS's remainingEntries)."""
         paths.validate_path(path)
         return await self.db.read(partial(self.namespace.entries_after, path=path, name=name))
+
+    async def pick_datanode(self, client_host: str | None) -> DatanodeRef | None:
+        """A live DataNode to serve a WebHDFS upload: on the client's host if one is, else the least busy."""
+
+        def choose(session: Session) -> DatanodeRef | None:
+            targets = placement.choose_targets(
+                self.datanodes.all_loads(session),
+                1,
+                block_size=self.settings.default_block_size,
+                writer_host=client_host,
+                rng=self.blocks.rng,
+            )
+            return DatanodeRef(id=targets[0].id, url=targets[0].url, rack=targets[0].rack) if targets else None
+
+        return await self.db.read(choose)
+
+    def webhdfs_data_ops(self, own_url: str) -> DataOps:
+        """The SDK-backed data operations proxy mode serves here (made on first use)."""
+        if self._webhdfs_data is None:
+            self._webhdfs_data = DataOps(own_url)
+        return self._webhdfs_data
 
     async def content_summary(self, path: str) -> ContentSummary:
         paths.validate_path(path)

@@ -64,7 +64,7 @@ def format_namespace(
         name="",
         is_dir=True,
         mode=0o755,
-        owner=owner or _current_user(),
+        owner=owner or current_os_user(),
         group=group,
         mtime=now_ms,
         atime=now_ms,
@@ -83,7 +83,8 @@ def read_cluster_id(session: Session) -> str:
     return str(cluster_id)
 
 
-def _current_user() -> str:
+def current_os_user() -> str:
+    """The user running this process (the default superuser), as HDFS takes it."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
