@@ -12,6 +12,7 @@ import httpx
 from client.protocol.common import DatanodeRef, ExtendedBlock
 from client.protocol.datanode_namenode import HeartbeatRequest, ReplicateBlockCommand
 from client.transport import make_http_client
+from datanode.block_checksum import BlockChecksummer
 from datanode.block_receiver import BlockReceiver
 from datanode.block_sender import BlockSender
 from datanode.block_truncator import BlockTruncator
@@ -69,6 +70,7 @@ class DataNode:
             settings.transfer_timeout_s,
         )
         self.sender = BlockSender(self.store, self.disk, settings.packet_size, self._report_corrupt)
+        self.checksummer = BlockChecksummer(self.store, self.disk, settings.packet_size, self._report_corrupt)
         self._link_task: asyncio.Task[None] | None = None
         self._scanner_task: asyncio.Task[None] | None = None
         #: WebHDFS data operations the NameNode redirects here, served through the SDK.

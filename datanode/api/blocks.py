@@ -17,7 +17,6 @@ from client.protocol.data_transfer import (
 )
 from client.protocol.errors import InvalidArgumentError
 from client.protocol.hadoop_checksum import BYTES_PER_CRC
-from datanode.block_checksum import BlockChecksummer
 from datanode.service import DataNode
 
 router = APIRouter(tags=["blocks"])
@@ -31,11 +30,6 @@ def get_datanode(request: Request) -> DataNode:
 
 
 DataNodeDep = Annotated[DataNode, Depends(get_datanode)]
-
-
-def get_checksummer(datanode: DataNodeDep) -> BlockChecksummer:
-    """Stateless, so made per request from the DataNode's storage, disk pool and corruption report."""
-    return BlockChecksummer(datanode.store, datanode.disk, datanode.settings.packet_size, datanode.link.report_corrupt)
 
 
 @router.post("/v1/blocks/{block_id}")
@@ -77,11 +71,10 @@ async def read_block(
 async def block_checksum(
     block_id: BlockIdParam,
     datanode: DataNodeDep,
-    checksummer: Annotated[BlockChecksummer, Depends(get_checksummer)],
     gen_stamp: Annotated[int, Query(gt=0, le=MAX_INT64)],
     length: Annotated[int | None, Query(ge=0, le=MAX_INT64)] = None,
     bytes_per_crc: Annotated[int, Query(gt=0)] = BYTES_PER_CRC,
 ) -> BlockChecksumResponse:
     """Hadoop's MD5-of-CRC32C of block[0:length], from replica bytes verified on the way."""
     with datanode.transfer():
-        return await checksummer.compute(block_id, gen_stamp, length, bytes_per_crc)
+        return await datanode.checksummer.compute(block_id, gen_stamp, length, bytes_per_crc)
