@@ -49,6 +49,7 @@ class DfsInputStream:
         self._stream_block: LocatedBlock | None = None
         self._stream_node: DatanodeRef | None = None
         self._bad: dict[int, set[str]] = {}
+        self._range_end: int | None = None  # while set, new streams stop here (pread)
         self.closed = False
 
     async def __aenter__(self) -> DfsInputStream:
@@ -89,6 +90,17 @@ class DfsInputStream:
             chunks.append(piece)
             remaining -= len(piece)
         return b"".join(chunks)
+
+    async def pread(self, offset: int, size: int) -> bytes:
+        """The bytes at [offset, offset + size) (fewer at end of file), asking DataNodes for
+        exactly those: for random access (parquet footers, column chunks), where a stream to
+        the end of the block would fetch bytes nobody reads. Moves the position to the end."""
+        self.seek(offset)
+        self._range_end = offset + max(0, size)
+        try:
+            return await self.read(size)
+        finally:
+            self._range_end = None
 
     async def read_some(self, size: int) -> memoryview:
         """At most `size` bytes, whatever is at hand (at least one byte unless at end of file)."""
@@ -155,7 +167,10 @@ class DfsInputStream:
                 )
         node = candidates[0]
         offset_in_block = self._position - block.offset
-        self._stream = read_block(self.http, node, block.block, offset_in_block, block.length - offset_in_block)
+        wanted = block.length - offset_in_block
+        if self._range_end is not None:
+            wanted = min(wanted, max(1, self._range_end - self._position))
+        self._stream = read_block(self.http, node, block.block, offset_in_block, wanted)
         self._stream_block = block
         self._stream_node = node
         self._stream_position = self._position

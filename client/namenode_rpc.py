@@ -37,6 +37,7 @@ from client.protocol.client_namenode import (
     LocatedBlock,
     LocatedBlocks,
     MkdirsRequest,
+    RecoverLeaseRequest,
     RecoverPipelineRequest,
     RenameRequest,
     RenewLeaseRequest,
@@ -192,6 +193,10 @@ class NameNodeRPC:
     async def append(self, path: str) -> AppendResponse:
         body = _build(AppendRequest, path=path, client_name=self.client_name)
         return await self._call("POST", Routes.APPEND, AppendResponse, body=body)
+
+    async def recover_lease(self, path: str, file_id: int) -> None:
+        body = _build(RecoverLeaseRequest, path=path, file_id=file_id, client_name=self.client_name)
+        await self._call("POST", Routes.RECOVER_LEASE, Ack, body=body)
 
     async def concat(self, target: str, sources: list[str]) -> FileStatus:
         return await self._call(

@@ -99,6 +99,11 @@ class DFSClient:
     def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return self._io.run(coroutine)
 
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine of `self.aio` (the async client) on this client's I/O loop and wait:
+        for what the blocking API does not offer (exact-length positional reads, aborting a writer)."""
+        return self._io.run(coroutine)
+
     @property
     def namenode(self) -> str:
         return self.aio.namenode

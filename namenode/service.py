@@ -43,6 +43,7 @@ from client.protocol.client_namenode import (
     LocatedBlock,
     LocatedBlocks,
     MkdirsRequest,
+    RecoverLeaseRequest,
     RecoverPipelineRequest,
     RenameRequest,
     ReportBadBlocksRequest,
@@ -200,6 +201,16 @@ class NameNode:
     async def append(self, request: AppendRequest) -> AppendResponse:
         self.safemode.check_writable()
         return await self.db.write(partial(self.namespace.append, request=request))
+
+    async def recover_lease(self, request: RecoverLeaseRequest) -> None:
+        """Lease recovery at once, for a writer that gave up (instead of after the hard limit)."""
+        self.safemode.check_writable()
+
+        def recover(session: Session) -> None:
+            inode = self.leases.check(session, request.file_id, request.client_name, request.path)
+            self.blocks.recover_file(session, inode.id)
+
+        await self.db.write(recover)
 
     async def concat(self, request: ConcatRequest) -> FileStatus:
         self.safemode.check_writable()

@@ -17,10 +17,11 @@ from typing import Any
 import structlog
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
 
 from client.filesystem import AsyncDFSClient
 from client.protocol import paths
-from client.protocol.errors import DfsError, DfsIsADirectoryError
+from client.protocol.errors import DfsError, DfsIsADirectoryError, describe_validation_errors
 from client.protocol.webhdfs import (
     ANONYMOUS_USER,
     AUTHORIZATION,
@@ -64,6 +65,8 @@ def render_error(exc: BaseException, op: str = "") -> JSONResponse:
         return error_response(FILE_EXISTS, f"{exc.path or ''} already exists as a directory")
     if isinstance(exc, DfsIsADirectoryError):
         return error_response(FILE_NOT_FOUND, f"Path is not a file: {exc.path or exc.message}")
+    if isinstance(exc, ValidationError):  # a parameter our request models refuse (range, name rules)
+        return error_response(ILLEGAL_ARGUMENT, f"Invalid value: {describe_validation_errors(exc.errors())}")
     if isinstance(exc, DfsError):
         headers = {"Retry-After": str(max(1, round(exc.retry_after_s)))} if exc.retry_after_s else None
         response = error_response(java_exception(exc), str(exc))

@@ -17,6 +17,7 @@ Routes (all under the NameNode base URL):
     POST /v1/namespace/set_attributes SetAttributesRequest -> FileStatus
     POST /v1/namespace/append          AppendRequest        -> AppendResponse
     POST /v1/namespace/concat          ConcatRequest        -> FileStatus
+    POST /v1/namespace/recover_lease   RecoverLeaseRequest  -> Ack
     GET  /v1/namespace/content_summary?path=                -> ContentSummary
     POST /v1/namespace/truncate        TruncateRequest      -> TruncateResponse
     POST /v1/namespace/renew_lease     RenewLeaseRequest    -> Ack
@@ -72,6 +73,7 @@ class Routes:
     SET_ATTRIBUTES = "/v1/namespace/set_attributes"
     APPEND = "/v1/namespace/append"
     CONCAT = "/v1/namespace/concat"
+    RECOVER_LEASE = "/v1/namespace/recover_lease"
     CONTENT_SUMMARY = "/v1/namespace/content_summary"
     TRUNCATE = "/v1/namespace/truncate"
     RENEW_LEASE = "/v1/namespace/renew_lease"
@@ -255,6 +257,14 @@ class ConcatRequest(WireModel):
 
     target: WirePath
     sources: Annotated[list[WirePath], Field(min_length=1, max_length=10_000)]
+
+
+class RecoverLeaseRequest(WireModel):
+    """A writer gives up on its file: close it now, keeping only its finished blocks."""
+
+    path: WirePath
+    file_id: int
+    client_name: ClientName
 
 
 class ContentSummary(WireModel):

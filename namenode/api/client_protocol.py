@@ -28,6 +28,7 @@ from client.protocol.client_namenode import (
     LocatedBlock,
     LocatedBlocks,
     MkdirsRequest,
+    RecoverLeaseRequest,
     RecoverPipelineRequest,
     RenameRequest,
     RenewLeaseRequest,
@@ -127,6 +128,12 @@ async def set_attributes(request: SetAttributesRequest, namenode: NameNodeDep) -
 @router.post(Routes.APPEND)
 async def append(request: AppendRequest, namenode: NameNodeDep) -> AppendResponse:
     return await namenode.append(request)
+
+
+@router.post(Routes.RECOVER_LEASE)
+async def recover_lease(request: RecoverLeaseRequest, namenode: NameNodeDep) -> Ack:
+    await namenode.recover_lease(request)
+    return Ack()
 
 
 @router.post(Routes.CONCAT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -296,3 +297,42 @@ def test_safe_mode_is_a_safe_mode_exception(healthy_cluster: MiniCluster, web: h
         assert call(web, "GET", remote_dir, "GETFILESTATUS").status_code == 200  # reads go on
     finally:
         healthy_cluster.admin("POST", "/v1/admin/safemode", {"action": "leave"})
+
+
+def test_values_out_of_range_are_illegal_arguments(web: httpx.Client, remote_dir: str) -> None:
+    put_file(web, f"{remote_dir}/v", b"v")
+    for op, params in [
+        ("SETREPLICATION", {"replication": "600"}),
+        ("SETOWNER", {"owner": "a b"}),
+        ("SETOWNER", {"group": "a:b"}),
+    ]:
+        answer = call(web, "PUT", f"{remote_dir}/v", op, **params)
+        assert_remote_exception(answer, 400, "IllegalArgumentException", "Invalid value")
+    huge = call(web, "POST", f"{remote_dir}/v", "TRUNCATE", newlength="99999999999999999999")
+    assert_remote_exception(huge, 400, "IllegalArgumentException")
+
+
+def test_a_failed_upload_is_recovered_at_once(web: httpx.Client, remote_dir: str) -> None:
+    path = f"{remote_dir}/broken"
+    first = call(web, "PUT", path, "CREATE", blocksize=BLOCK)
+
+    def body() -> Iterator[bytes]:
+        yield os.urandom(2 * BLOCK)  # two whole blocks, then the client goes away
+        time.sleep(1.0)
+        raise RuntimeError("client crashed")
+
+    with pytest.raises(RuntimeError):
+        httpx.put(first.headers["location"], content=body())
+    # The DataNode's writer gave up and asked the NameNode to recover the file: it is closed
+    # with the blocks that were finished, without waiting for the lease's hard limit.
+    deadline = time.monotonic() + 30
+    while True:
+        got = call(web, "GET", path, "GETFILESTATUS")
+        assert got.status_code == 200, got.text
+        status = got.json()["FileStatus"]
+        opened = call(web, "POST", path, "APPEND")
+        if opened.status_code == 307 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert opened.status_code == 307, opened.text
+    assert status["length"] in (0, BLOCK, 2 * BLOCK)
