@@ -91,16 +91,21 @@ class DfsInputStream:
             remaining -= len(piece)
         return b"".join(chunks)
 
+    def bound(self, end: int | None) -> None:
+        """Ask DataNodes for nothing at or past file offset `end` (None: to the end of each block)
+        when a stream is next opened: for a reader that knows where it will stop."""
+        self._range_end = end
+
     async def pread(self, offset: int, size: int) -> bytes:
         """The bytes at [offset, offset + size) (fewer at end of file), asking DataNodes for
         exactly those: for random access (parquet footers, column chunks), where a stream to
         the end of the block would fetch bytes nobody reads. Moves the position to the end."""
         self.seek(offset)
-        self._range_end = offset + max(0, size)
+        self.bound(offset + max(0, size))
         try:
             return await self.read(size)
         finally:
-            self._range_end = None
+            self.bound(None)
 
     async def read_some(self, size: int) -> memoryview:
         """At most `size` bytes, whatever is at hand (at least one byte unless at end of file)."""

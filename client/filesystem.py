@@ -109,6 +109,11 @@ class AsyncDFSClient:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
+    @property
+    def open_writers(self) -> int:
+        """Output streams of this client not yet closed or aborted."""
+        return self._open_writers
+
     async def aclose(self) -> None:
         if self._renewer is not None:
             self._renewer.cancel()

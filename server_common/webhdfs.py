@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -19,6 +21,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
+from client.file_writer import DfsOutputStream
 from client.filesystem import AsyncDFSClient
 from client.protocol import paths
 from client.protocol.errors import DfsError, DfsIsADirectoryError, describe_validation_errors
@@ -180,61 +183,99 @@ async def run(op: str, handler: Callable[[], Awaitable[Response]]) -> Response:
         return render_error(exc, op)
 
 
+@dataclass
+class _UserClient:
+    fs: AsyncDFSClient
+    requests: int = 0  # requests using it right now
+    last_used: float = 0.0
+
+
 class DataOps:
     """CREATE, APPEND, OPEN and GETFILECHECKSUM served through the SDK against a NameNode.
 
     A DataNode runs one of these (the NameNode redirects data requests to it); so does a
-    NameNode in proxy mode. One SDK client per user, so files are owned by whoever sent them."""
+    NameNode in proxy mode. One SDK client per user, so files are owned by whoever sent them;
+    beyond `max_idle_clients`, the least recently used idle ones are closed."""
 
-    def __init__(self, namenode_url: str) -> None:
+    def __init__(self, namenode_url: str, max_idle_clients: int = 32) -> None:
         self.namenode_url = namenode_url
-        self._clients: dict[str, AsyncDFSClient] = {}
-        self._lock = asyncio.Lock()
+        self.max_idle_clients = max_idle_clients
+        self._clients: dict[str, _UserClient] = {}
 
-    async def client(self, user: str) -> AsyncDFSClient:
-        async with self._lock:
-            fs = self._clients.get(user)
-            if fs is None:
-                fs = self._clients[user] = AsyncDFSClient(self.namenode_url, user=user)
-            return fs
+    @contextlib.asynccontextmanager
+    async def client(self, user: str) -> AsyncIterator[AsyncDFSClient]:
+        """The user's SDK client, held for the duration of the block."""
+        entry = self._acquire(user)
+        try:
+            yield entry.fs
+        finally:
+            await self._release(entry)
+
+    def _acquire(self, user: str) -> _UserClient:
+        entry = self._clients.get(user)
+        if entry is None:
+            entry = self._clients[user] = _UserClient(AsyncDFSClient(self.namenode_url, user=user))
+        entry.requests += 1
+        return entry
+
+    async def _release(self, entry: _UserClient) -> None:
+        entry.requests -= 1
+        entry.last_used = time.monotonic()
+        idle = [e for e in self._clients.values() if e.requests == 0 and e.fs.open_writers == 0]
+        idle.sort(key=lambda e: e.last_used)
+        for stale in idle[: max(0, len(idle) - self.max_idle_clients)]:
+            self._clients.pop(stale.fs.user, None)
+            with contextlib.suppress(Exception):
+                await stale.fs.aclose()
+
+    @property
+    def users(self) -> list[str]:
+        """Users with an SDK client open here (for tests and status pages)."""
+        return list(self._clients)
 
     async def close(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
-        for fs in clients:
+        for entry in clients:
             with contextlib.suppress(Exception):
-                await fs.aclose()
+                await entry.fs.aclose()
 
     async def create(self, request: Request, path: str, params: Params, user: str) -> Response:
-        fs = await self.client(user)
         replication = params.integer("replication", None, minimum=1)
         block_size = params.integer("blocksize", None, minimum=1)
-        stream = await fs.create(
-            path,
-            overwrite=params.boolean("overwrite", False),
-            replication=replication,
-            block_size=block_size,
-            mode=params.permission(0o644) or 0,
-        )
-        await _pour(request, stream)
+        async with self.client(user) as fs:
+            stream = await fs.create(
+                path,
+                overwrite=params.boolean("overwrite", False),
+                replication=replication,
+                block_size=block_size,
+                mode=params.permission(0o644) or 0,
+            )
+            await _pour(request, stream)
         # Hadoop answers 201 Created with the file's URI and no body.
         return Response(status_code=201, headers={"Location": f"webhdfs://{request.url.netloc}{path}"})
 
     async def append(self, request: Request, path: str, params: Params, user: str) -> Response:
-        fs = await self.client(user)
-        stream = await fs.append(path)
-        await _pour(request, stream)
+        async with self.client(user) as fs:
+            stream = await fs.append(path)
+            await _pour(request, stream)
         return Response(status_code=200)
 
     async def open(self, path: str, params: Params, user: str) -> Response:
-        fs = await self.client(user)
         offset = params.integer("offset", 0, minimum=0) or 0
         length = params.integer("length", None, minimum=0)
-        stream = await fs.open(path)
+        entry = self._acquire(user)  # released when the body is sent (or on an error here)
+        try:
+            stream = await entry.fs.open(path)
+        except BaseException:
+            await self._release(entry)
+            raise
         if offset > stream.length:
             await stream.close()
+            await self._release(entry)
             raise WebHdfsError(ILLEGAL_ARGUMENT, f"Offset={offset} out of the range [0, {stream.length}] of {path}")
         end = stream.length if length is None else min(stream.length, offset + length)
         stream.seek(offset)
+        stream.bound(end)  # a ranged OPEN fetches only its range from the block's DataNode
 
         async def body() -> AsyncIterator[bytes | memoryview]:
             remaining = end - offset
@@ -247,18 +288,19 @@ class DataOps:
                     yield piece
             finally:
                 await stream.close()
+                await self._release(entry)
 
         return StreamingResponse(body(), media_type=OCTET_STREAM, headers={"Content-Length": str(end - offset)})
 
     async def checksum(self, path: str, user: str) -> Response:
-        fs = await self.client(user)
-        checksum = await fs.file_checksum(path)
+        async with self.client(user) as fs:
+            checksum = await fs.file_checksum(path)
         return json_response(
             {"FileChecksum": {"algorithm": checksum.algorithm, "bytes": checksum.bytes, "length": checksum.length}}
         )
 
 
-async def _pour(request: Request, stream: Any) -> None:
+async def _pour(request: Request, stream: DfsOutputStream) -> None:
     """Stream a request body (chunked or not) into an SDK output stream and close it durably."""
     try:
         async for piece in request.stream():

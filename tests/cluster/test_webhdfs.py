@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import os
 import time
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server_common.webhdfs import DataOps
 from tests.minicluster import MiniCluster
 
 pytestmark = pytest.mark.cluster
@@ -336,3 +338,17 @@ def test_a_failed_upload_is_recovered_at_once(web: httpx.Client, remote_dir: str
         time.sleep(0.2)
     assert opened.status_code == 307, opened.text
     assert status["length"] in (0, BLOCK, 2 * BLOCK)
+
+
+def test_data_ops_keep_a_bounded_number_of_idle_clients(cluster: MiniCluster) -> None:
+    async def scenario() -> list[str]:
+        ops = DataOps(cluster.url, max_idle_clients=2)
+        try:
+            for user in ("u1", "u2", "u3", "u4"):
+                async with ops.client(user) as fs:
+                    assert (await fs.status("/")).is_dir
+            return ops.users
+        finally:
+            await ops.close()
+
+    assert asyncio.run(scenario()) == ["u3", "u4"]  # the least recently used idle ones were closed
