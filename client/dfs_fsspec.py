@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import logging
 import os
 import posixpath
 import re
@@ -38,6 +39,9 @@ from client.filesystem import AsyncDFSClient, default_namenode
 from client.protocol.client_namenode import FileStatus
 from client.protocol.errors import DfsError, DfsIsADirectoryError, DfsNotADirectoryError
 from client.sync_client import DFSClient
+
+# A library logs through stdlib logging: silent unless the application configures it.
+log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_PORT", "DFSFile", "DFSFileSystem"]
 
@@ -547,6 +551,10 @@ class DFSFile(AbstractBufferedFile):  # type: ignore[misc]
                     _run(self._client, closing)
                 except RuntimeError:  # the client is closed, and its connections with it
                     closing.close()
+                except (asyncio.CancelledError, DfsError) as exc:
+                    # pyarrow lets go of files from its own threads, racing a closing client:
+                    # the stream is gone either way, and a close must not fail for it.
+                    log.debug("closing %s: %r", self.path, exc)
 
     def __exit__(self, exc_type: object, *exc_info: object) -> None:
         if exc_type is not None and self.writable():

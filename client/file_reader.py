@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Forward seeks shorter than this read through the open stream instead of reopening it.
 SKIP_THRESHOLD = 1024 * 1024
-#: How far ahead of a read to fetch block locations in one NameNode call.
-LOCATION_PREFETCH = 1024 * 1024 * 1024
+#: How far ahead of a read to fetch block locations in one NameNode call (opening a file with
+#: thousands of small blocks must not load them all).
+LOCATION_PREFETCH = 256 * 1024 * 1024
 
 
 class DfsInputStream:
@@ -97,9 +98,14 @@ class DfsInputStream:
         self._range_end = end
 
     async def pread(self, offset: int, size: int) -> bytes:
-        """The bytes at [offset, offset + size) (fewer at end of file), asking DataNodes for
-        exactly those: for random access (parquet footers, column chunks), where a stream to
-        the end of the block would fetch bytes nobody reads. Moves the position to the end."""
+        """The bytes at [offset, offset + size) (fewer at end of file). A jump asks DataNodes for
+        exactly those bytes: for random access (parquet footers, column chunks), where a stream
+        to the end of the block would fetch bytes nobody reads; a read at the current position
+        streams on. Moves the position to the end."""
+        if offset == self._position:
+            # A read that continues where the last one ended is a sequential scan: keep
+            # streaming to the block's end instead of one bounded request per read.
+            return await self.read(size)
         self.seek(offset)
         self.bound(offset + max(0, size))
         try:

@@ -15,7 +15,7 @@ from typing import BinaryIO
 import httpx
 
 from client.file_checksum import file_checksum as checksum_file
-from client.file_reader import DfsInputStream
+from client.file_reader import LOCATION_PREFETCH, DfsInputStream
 from client.file_writer import DfsOutputStream, WriteOptions
 from client.namenode_rpc import NameNodeRPC
 from client.protocol import paths
@@ -285,11 +285,14 @@ class AsyncDFSClient:
         self._track_writer(closed, info.lease_soft_limit_s)
         return stream
 
-    async def open(self, path: str) -> DfsInputStream:
-        """Open a file for reading."""
+    async def open(self, path: str, offset: int = 0) -> DfsInputStream:
+        """Open a file for reading; `offset` (where reading will start) says which block
+        locations to fetch first."""
         path = paths.validate_path(path)
-        located = await self.rpc.locations(path, 0, None)
-        return DfsInputStream(self.rpc, self.http, path, located)
+        located = await self.rpc.locations(path, offset, LOCATION_PREFETCH)
+        stream = DfsInputStream(self.rpc, self.http, path, located)
+        stream.seek(offset)
+        return stream
 
     async def read_bytes(self, path: str) -> bytes:
         async with await self.open(path) as stream:

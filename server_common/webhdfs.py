@@ -265,7 +265,7 @@ class DataOps:
         length = params.integer("length", None, minimum=0)
         entry = self._acquire(user)  # released when the body is sent (or on an error here)
         try:
-            stream = await entry.fs.open(path)
+            stream = await entry.fs.open(path, offset)
         except BaseException:
             await self._release(entry)
             raise
