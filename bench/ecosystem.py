@@ -54,6 +54,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.measure import drop_caches, make_source, proc_cpu
 from client import DFSClient
 from client.dfs_fsspec import DFSFileSystem
 from client.local_cluster import LocalCluster
@@ -62,18 +63,8 @@ MIB = 1024 * 1024
 GIB = 1024 * MIB
 MB = 1_000_000
 CHUNK = MIB
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 COLUMNS = 8
 READ_COLUMN = "c3"
-
-
-def drop_caches() -> bool:
-    os.sync()
-    try:
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-    except OSError:
-        return False
-    return True
 
 
 def proc_io(pid: int | str, field: str) -> int:
@@ -83,18 +74,6 @@ def proc_io(pid: int | str, field: str) -> int:
     except (FileNotFoundError, PermissionError):
         return 0
     return next(int(line.split()[1]) for line in lines if line.startswith(field + ":"))
-
-
-def proc_cpu(pids: list[int]) -> float:
-    """utime + stime of these processes, from /proc."""
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
 
 
 def own_cpu() -> float:
@@ -213,16 +192,6 @@ def measure(probe: Probe, front_end: str, operation: str, size: int, action: Cal
 
 
 # --- the front ends -----------------------------------------------------------------------------
-
-
-def make_source(path: Path, size: int) -> None:
-    """Random bytes, generated and written 8 MiB at a time so memory stays bounded."""
-    with path.open("wb") as handle:
-        written = 0
-        while written < size:
-            piece = os.urandom(min(8 * MIB, size - written))
-            handle.write(piece)
-            written += len(piece)
 
 
 def drain(handle: Any) -> None:

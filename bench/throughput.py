@@ -33,11 +33,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.measure import drop_caches, make_source, proc_cpu
 from client import DFSClient
 from client.local_cluster import LocalCluster
 
 MIB = 1024 * 1024
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -48,35 +48,9 @@ class Result:
     cpu_s_per_gib: float
 
 
-def drop_caches() -> bool:
-    os.sync()
-    try:
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-    except OSError:
-        return False
-    return True
-
-
 def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of these processes (and of this one), from /proc."""
-    total = 0.0
-    for pid in [os.getpid(), *pids]:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return total
-
-
-def make_source(path: Path, size: int) -> None:
-    with path.open("wb") as handle:
-        block = os.urandom(8 * MIB)
-        written = 0
-        while written < size:
-            piece = block[: min(len(block), size - written)]
-            handle.write(piece)
-            written += len(piece)
+    """utime + stime of these processes and of this one."""
+    return proc_cpu([os.getpid(), *pids])
 
 
 def disk_write(source: Path, target: Path) -> None:
