@@ -156,25 +156,21 @@ class Balancer:
     ) -> tuple[int, int]:
         """Schedule moves of source's intact replicas to target worth at most `allowance` bytes (at
         least one block); returns (bytes, moves)."""
-        candidates = (
-            session.execute(
-                select(Block, Inode.replication)
-                .join(Replica, Replica.block_id == Block.id)
-                .join(Inode, Inode.id == Block.inode_id)
-                .where(Replica.datanode_id == source.node.id, Block.state == BLOCK_COMPLETE)
-                .where(
-                    Replica.state == REPLICA_FINALIZED,
-                    Replica.gen_stamp == Block.gen_stamp,
-                    Replica.length == Block.length,
-                )
-                .where(~Block.id.in_(select(PendingReplication.block_id)))
-                .where(~Block.id.in_(select(Replica.block_id).where(Replica.datanode_id == target.node.id)))
-                .order_by(Block.length.desc())
-                .limit(CANDIDATES_PER_SOURCE)
+        candidates = session.execute(
+            select(Block, Inode.replication)
+            .join(Replica, Replica.block_id == Block.id)
+            .join(Inode, Inode.id == Block.inode_id)
+            .where(Replica.datanode_id == source.node.id, Block.state == BLOCK_COMPLETE)
+            .where(
+                Replica.state == REPLICA_FINALIZED,
+                Replica.gen_stamp == Block.gen_stamp,
+                Replica.length == Block.length,
             )
-            .tuples()
-            .all()
-        )
+            .where(~Block.id.in_(select(PendingReplication.block_id)))
+            .where(~Block.id.in_(select(Replica.block_id).where(Replica.datanode_id == target.node.id)))
+            .order_by(Block.length.desc())
+            .limit(CANDIDATES_PER_SOURCE)
+        ).all()
         moved = count = 0
         for block, replication in candidates:
             if moved and moved + block.length > allowance:

@@ -74,7 +74,7 @@ class BlockLocator:
             select(Replica, Datanode)
             .join(Datanode, Datanode.id == Replica.datanode_id)
             .where(Replica.block_id.in_([block.id for block in blocks]))
-        ).tuples()
+        )
         by_block: dict[int, list[tuple[Replica, Datanode]]] = defaultdict(list)
         for replica, node in rows:
             by_block[replica.block_id].append((replica, node))

@@ -89,7 +89,7 @@ class BlockManager:
                 Datanode.state == STATE_LIVE,
                 Datanode.last_heartbeat >= cutoff,
             )
-        ).tuples()
+        )
         counts: Counter[int] = Counter()
         for block_id, gen_stamp, length in rows:
             block = wanted[block_id]
@@ -327,11 +327,12 @@ class BlockManager:
         if not blocks:
             return 0
         ids = [block.id for block in blocks]
-        doomed = set(
-            session.execute(
+        doomed: set[tuple[str, int, int]] = {
+            (node_id, block_id, gen_stamp)
+            for node_id, block_id, gen_stamp in session.execute(
                 select(Replica.datanode_id, Replica.block_id, Replica.gen_stamp).where(Replica.block_id.in_(ids))
-            ).tuples()
-        )
+            )
+        }
         for block in blocks:
             doomed.update((node_id, block.id, block.gen_stamp) for node_id in block.pipeline.split(",") if node_id)
         invalidate(session, doomed, self.clock())

@@ -237,9 +237,7 @@ class DatanodeManager:
     # --- reporting -------------------------------------------------------------------------
 
     def describe(self, session: Session) -> list[DatanodeInfo]:
-        counts = dict(
-            session.execute(select(Replica.datanode_id, func.count()).group_by(Replica.datanode_id)).tuples().all()
-        )
+        counts = dict(session.execute(select(Replica.datanode_id, func.count()).group_by(Replica.datanode_id)).all())
         return [
             self.info_of(node, counts.get(node.id, 0))
             for node in session.scalars(select(Datanode).order_by(Datanode.id))

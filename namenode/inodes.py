@@ -85,7 +85,7 @@ def child_counts(session: Session, directory_ids: list[int]) -> dict[int, int]:
         return {}
     rows = session.execute(
         select(Inode.parent_id, func.count()).where(Inode.parent_id.in_(directory_ids)).group_by(Inode.parent_id)
-    ).tuples()
+    )
     return {parent_id: count for parent_id, count in rows if parent_id is not None}
 
 

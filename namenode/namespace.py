@@ -391,7 +391,7 @@ class Namespace:
         else:
             tree = select(Inode.id, Inode.is_dir).where(Inode.id == inode.id).cte("tree", recursive=True)
             tree = tree.union_all(select(Inode.id, Inode.is_dir).where(Inode.parent_id == tree.c.id))
-            rows = session.execute(select(tree.c.id, tree.c.is_dir)).tuples().all()
+            rows = session.execute(select(tree.c.id, tree.c.is_dir)).all()
             file_ids = [inode_id for inode_id, is_dir in rows if not is_dir]
             files, directories = len(file_ids), len(rows) - len(file_ids)
         blocks = self.blocks.remove_file_blocks(session, file_ids)
@@ -410,7 +410,7 @@ class Namespace:
 
     def counts(self, session: Session) -> tuple[int, int]:
         """(files, directories) in the namespace, the root included."""
-        rows = dict(session.execute(select(Inode.is_dir, func.count()).group_by(Inode.is_dir)).tuples().all())
+        rows = dict(session.execute(select(Inode.is_dir, func.count()).group_by(Inode.is_dir)).all())
         return rows.get(False, 0), rows.get(True, 0)
 
 

@@ -112,7 +112,7 @@ class ReplicationMonitor:
         nodes = list(session.scalars(select(Datanode)))
         queued = session.execute(
             select(PendingReplication.source_id, func.count()).group_by(PendingReplication.source_id)
-        ).tuples()
+        )
         return ClusterView(
             loads={node.id: self.datanodes.load_of(node, now) for node in nodes},
             states={node.id: self.datanodes.state_of(node, now) for node in nodes},
@@ -287,7 +287,7 @@ class ReplicationMonitor:
                 select(Block, Inode.replication)
                 .join(Inode, Inode.id == Block.inode_id)
                 .where(Block.id.in_(chunk), Block.state == BLOCK_COMPLETE)
-            ).tuples()
+            )
             wanted = {block.id: (block, replication) for block, replication in rows}
             counted: Counter[int] = Counter()
             for replica in session.scalars(select(Replica).where(Replica.block_id.in_(list(wanted)))):

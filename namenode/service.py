@@ -349,7 +349,7 @@ class NameNode:
                 PRIORITY_NAMES[priority]: count
                 for priority, count in session.execute(
                     select(ReplicationQueueEntry.priority, func.count()).group_by(ReplicationQueueEntry.priority)
-                ).tuples()
+                )
             },
             pending_replications=session.scalar(select(func.count()).select_from(PendingReplication)) or 0,
             replication_bandwidth_mbps=self.settings.replication_bandwidth_mbps,

@@ -156,7 +156,7 @@ class Truncations:
                 Replica.length == PendingTruncation.old_length,
             )
             .limit(MAX_COMMANDS_PER_HEARTBEAT)
-        ).tuples()
+        )
         commands = []
         for pending, new_stamp, new_length in rows:
             key = (pending.block_id, node_id)
@@ -280,7 +280,7 @@ class Truncations:
                 Replica.gen_stamp == pending.old_gen_stamp,
                 Replica.length == pending.old_length,
             )
-        ).tuples()
+        )
         datanodes = self.blocks.datanodes
         return [replica for replica, node in rows if datanodes.state_of(node, now) is DatanodeState.LIVE]
 
@@ -305,7 +305,7 @@ def uncut_versions(session: Session, block_ids: Iterable[int]) -> dict[int, tupl
         select(PendingTruncation.block_id, PendingTruncation.old_gen_stamp, PendingTruncation.old_length).where(
             PendingTruncation.block_id.in_(wanted)
         )
-    ).tuples()
+    )
     return {block_id: (stamp, length) for block_id, stamp, length in rows}
 
 

@@ -149,7 +149,7 @@ def test_a_cut_inside_a_block_closes_the_file_and_waits_for_every_live_holder(ha
         assert block is not None and (block.state, block.gen_stamp, block.length) == (BLOCK_UNDER_RECOVERY, 2, 100)
         assert h.read(lambda s: s.get(Lease, status.file_id)).holder == NAMENODE_LEASE_HOLDER  # type: ignore[union-attr]
         assert h.read(lambda s: s.get(Block, gone)) is None
-        deletions = h.read(lambda s: set(s.execute(select(Invalidation.datanode_id, Invalidation.block_id)).tuples()))
+        deletions = h.read(lambda s: set(s.execute(select(Invalidation.datanode_id, Invalidation.block_id))))
         assert {(node, gone) for node in gone_holders} <= deletions
         # Readers are sent to the uncut replicas, asked for at the old stamp, for the kept bytes.
         located = (await h.nn.locations("/f", 0, None)).blocks
