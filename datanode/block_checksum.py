@@ -25,9 +25,9 @@ from client.protocol.errors import (
     DfsError,
     InternalError,
     InvalidArgumentError,
-    ReplicaNotFoundError,
 )
 from client.protocol.hadoop_checksum import BlockChecksum, BlockMd5Crc
+from datanode.block_sender import open_replica
 from datanode.storage.block_store import BlockStore
 from datanode.storage.replica_reader import ReplicaReader
 
@@ -60,16 +60,7 @@ class BlockChecksummer:
         if end > replica.length:
             raise InvalidArgumentError(f"block {block_id} holds {replica.length} bytes here, not {end}")
         block = ExtendedBlock(block_id=block_id, gen_stamp=replica.gen_stamp)
-        loop = asyncio.get_running_loop()
-        try:
-            reader = await loop.run_in_executor(self.disk, ReplicaReader, replica)
-        except ChecksumMismatchError as exc:
-            await self.on_corrupt(block, exc.message)
-            raise
-        except FileNotFoundError:
-            self.store.forget(block_id)  # removed under us: the next block report says so
-            log.error("replica files are missing", block=block_id)
-            raise ReplicaNotFoundError(f"replica of block {block_id} is gone from this DataNode") from None
+        reader = await open_replica(self.store, self.disk, block_id, gen_stamp, self.on_corrupt)
         try:
             digest = await self._digest(reader, end, bytes_per_crc)
         except ChecksumMismatchError as exc:

@@ -27,6 +27,30 @@ from datanode.storage.replica_reader import ReadPlan, ReplicaReader
 log = structlog.get_logger(__name__)
 
 
+async def open_replica(
+    store: BlockStore,
+    disk: concurrent.futures.Executor,
+    block_id: int,
+    gen_stamp: int,
+    on_corrupt: Callable[[ExtendedBlock, str], Awaitable[None]],
+) -> ReplicaReader:
+    """Open the finalised replica (of `gen_stamp` or newer) for reading, in the disk pool.
+
+    A damaged meta header is reported as corrupt; files removed under us make the replica
+    forgotten (the next block report says so) and answer REPLICA_NOT_FOUND."""
+    replica = store.finalized(block_id, gen_stamp)
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(disk, ReplicaReader, replica)
+    except ChecksumMismatchError as exc:
+        await on_corrupt(ExtendedBlock(block_id=block_id, gen_stamp=replica.gen_stamp), exc.message)
+        raise
+    except FileNotFoundError:
+        store.forget(block_id)
+        log.error("replica files are missing", block=block_id)
+        raise ReplicaNotFoundError(f"replica of block {block_id} is gone from this DataNode") from None
+
+
 class BlockSender:
     def __init__(
         self,
@@ -44,18 +68,8 @@ class BlockSender:
         self, block_id: int, gen_stamp: int, offset: int, length: int | None
     ) -> tuple[ReadBlockHeader, AsyncIterator[bytes]]:
         """Check the request and open the replica; the iterator then streams the packets."""
-        replica = self.store.finalized(block_id, gen_stamp)
-        loop = asyncio.get_running_loop()
-        try:
-            reader = await loop.run_in_executor(self.disk, ReplicaReader, replica)
-        except ChecksumMismatchError as exc:
-            await self.on_corrupt(ExtendedBlock(block_id=block_id, gen_stamp=replica.gen_stamp), exc.message)
-            raise
-        except FileNotFoundError:
-            # Someone removed the files under us: no replica here any more (the next report says so).
-            self.store.forget(block_id)
-            log.error("replica files are missing", block=block_id)
-            raise ReplicaNotFoundError(f"replica of block {block_id} is gone from this DataNode") from None
+        reader = await open_replica(self.store, self.disk, block_id, gen_stamp, self.on_corrupt)
+        replica = reader.replica
         try:
             plan = reader.plan(offset, length)
         except DfsError:
