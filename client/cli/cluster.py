@@ -122,5 +122,7 @@ def _print_urls(cluster: LocalCluster) -> None:
         out.write(f"{node.name:<11} {node.url}    {rack}(data: {cluster.base_dir / node.name})\n")
     out.write(f"\nUse it:  export DFS_NAMENODE={cluster.url}\n")
     out.write("         dfs put README.md /demo/README.md && dfs ls -l /demo && dfs report\n")
+    authority = cluster.url.split("://", 1)[1]
+    out.write(f"WebHDFS: {cluster.url}/webhdfs/v1    pandas/fsspec: dfs://{authority}/demo/README.md\n")
     out.write("Press Ctrl-C to stop.\n")
     out.flush()
