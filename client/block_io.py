@@ -6,7 +6,8 @@ packet framing of docs/protocol.md is spoken by exactly one implementation.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 
 import httpx
 
@@ -66,15 +67,17 @@ async def read_block(
     try:
         async with http.stream("GET", url, params=params) as response:
             await raise_for_error(response)
-            async for view in _verified_body(response, node, offset, length):
-                yield view
+            # Closed here, not by the garbage collector, when the reader stops early.
+            async with contextlib.aclosing(_verified_body(response, node, offset, length)) as body:
+                async for view in body:
+                    yield view
     except httpx.HTTPError as exc:
         raise error_from_transport(exc, node.url) from exc
 
 
 async def _verified_body(
     response: httpx.Response, node: DatanodeRef, offset: int, length: int
-) -> AsyncIterator[memoryview]:
+) -> AsyncGenerator[memoryview, None]:
     try:
         info = ReadBlockHeader.model_validate_json(response.headers.get(HEADER_READ, ""))
     except ValueError as exc:
