@@ -158,8 +158,9 @@ class DfsOutputStream:
         """Give up on the file: the NameNode recovers it now, keeping only finished blocks.
 
         Asked explicitly because waiting for the lease to lapse would not do: the client keeps
-        renewing one lease for all its files while any other of its writers is open."""
-        if self.closed:
+        renewing one lease for all its files while any other of its writers is open. A writer
+        whose close() failed can still be aborted, so its file does not wait for the hard limit."""
+        if self.closed and self._failure is None:
             return
         if self._inflight is not None and not self._inflight.done():
             self._inflight.cancel()

@@ -245,8 +245,12 @@ class AsyncDFSClient:
         replication: int | None = None,
         block_size: int | None = None,
         mode: int = 0o644,
+        create_parents: bool = True,
     ) -> DfsOutputStream:
-        """Open a new file for writing; `close()` it to make it durable and visible."""
+        """Open a new file for writing; `close()` it to make it durable and visible.
+
+        With `create_parents=False` a missing parent directory is an error (POSIX open(2)),
+        not created on the way (HDFS create)."""
         info = await self.info()
         status = await self.rpc.create(
             paths.validate_path(path),
@@ -254,6 +258,7 @@ class AsyncDFSClient:
             replication=replication,
             block_size=block_size,
             mode=mode,
+            create_parents=create_parents,
         )
         closed = asyncio.Event()
         stream = DfsOutputStream(
@@ -298,8 +303,16 @@ class AsyncDFSClient:
         async with await self.open(path) as stream:
             return await stream.read()
 
-    async def write_bytes(self, path: str, data: bytes, *, overwrite: bool = True, **kwargs: int) -> FileStatus:
-        stream = await self.create(path, overwrite=overwrite, **kwargs)
+    async def write_bytes(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        overwrite: bool = True,
+        replication: int | None = None,
+        block_size: int | None = None,
+    ) -> FileStatus:
+        stream = await self.create(path, overwrite=overwrite, replication=replication, block_size=block_size)
         try:
             await stream.write(data)
         except BaseException:

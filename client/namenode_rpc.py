@@ -154,7 +154,14 @@ class NameNodeRPC:
         )
 
     async def create(
-        self, path: str, *, overwrite: bool, replication: int | None, block_size: int | None, mode: int
+        self,
+        path: str,
+        *,
+        overwrite: bool,
+        replication: int | None,
+        block_size: int | None,
+        mode: int,
+        create_parents: bool = True,
     ) -> FileStatus:
         request = _build(
             CreateRequest,
@@ -164,6 +171,7 @@ class NameNodeRPC:
             replication=replication,
             block_size=block_size,
             mode=mode,
+            create_parents=create_parents,
         )
         return await self._call("POST", Routes.CREATE, FileStatus, body=request)
 

@@ -224,8 +224,18 @@ class DFSClient:
     def read_bytes(self, path: str) -> bytes:
         return self._run(self.aio.read_bytes(path))
 
-    def write_bytes(self, path: str, data: bytes, *, overwrite: bool = True, **kwargs: int) -> FileStatus:
-        return self._run(self.aio.write_bytes(path, data, overwrite=overwrite, **kwargs))
+    def write_bytes(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        overwrite: bool = True,
+        replication: int | None = None,
+        block_size: int | None = None,
+    ) -> FileStatus:
+        return self._run(
+            self.aio.write_bytes(path, data, overwrite=overwrite, replication=replication, block_size=block_size)
+        )
 
     def open(
         self,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from client.cli import admin, cluster, files, health
+from client.cli import admin, cluster, files, health, mount
 from client.cli.context import CliContext
 from client.cli.output import error
 from client.memory import tune_allocator
@@ -23,7 +23,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.registered_commands += (
-    files.app.registered_commands + admin.app.registered_commands + health.app.registered_commands
+    files.app.registered_commands
+    + admin.app.registered_commands
+    + health.app.registered_commands
+    + mount.app.registered_commands
 )
 app.registered_groups += health.app.registered_groups
 app.add_typer(cluster.app, name="cluster")
