@@ -96,7 +96,7 @@ def mount(
                 process.kill()
             tail = _last_error(log_path)
             raise MountError(f"{tail or exc} (log: {log_path})") from None
-        stderr.print(f"mounted at {mountpoint} (pid {process.pid}, log: {log_path})", markup=False)
+        stderr.print(f"mounted at {mountpoint} (pid {process.pid}, log: {log_path})", markup=False, soft_wrap=True)
     except MountError as exc:
         raise _fail(str(exc)) from None
 
