@@ -23,6 +23,7 @@ from client.namenode_rpc import NameNodeRPC
 from client.protocol.client_namenode import BadReplica, LocatedBlock, LocatedBlocks, ReportBadBlocksRequest
 from client.protocol.common import DatanodeRef
 from client.protocol.errors import BlockMissingError, ChecksumMismatchError, DfsError, InvalidArgumentError
+from client.request_id import current_request_id, new_request_id, stream_operation
 
 # A library logs through stdlib logging: silent unless the application configures it.
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ class DfsInputStream:
         self._bad: dict[int, set[str]] = {}
         self._range_end: int | None = None  # while set, new streams stop here (pread)
         self.closed = False
+        #: Every later read (block streams, location refreshes, bad-replica reports) carries
+        #: the id of the open.
+        self.request_id = current_request_id() or new_request_id()
 
     async def __aenter__(self) -> DfsInputStream:
         return self
@@ -78,6 +82,7 @@ class DfsInputStream:
         self._position = target
         return target
 
+    @stream_operation
     async def read(self, size: int = -1) -> bytes:
         """Up to `size` bytes (all the rest if negative); b'' at end of file."""
         if size is None or size < 0:
@@ -97,6 +102,7 @@ class DfsInputStream:
         when a stream is next opened: for a reader that knows where it will stop."""
         self._range_end = end
 
+    @stream_operation
     async def pread(self, offset: int, size: int) -> bytes:
         """The bytes at [offset, offset + size) (fewer at end of file). A jump asks DataNodes for
         exactly those bytes: for random access (parquet footers, column chunks), where a stream
@@ -113,6 +119,7 @@ class DfsInputStream:
         finally:
             self.bound(None)
 
+    @stream_operation
     async def read_some(self, size: int) -> memoryview:
         """At most `size` bytes, whatever is at hand (at least one byte unless at end of file)."""
         self._check_open()
@@ -130,6 +137,7 @@ class DfsInputStream:
         while piece := await self.read_some(1 << 30):
             yield piece
 
+    @stream_operation
     async def close(self) -> None:
         self.closed = True
         await self._close_stream()

@@ -37,6 +37,7 @@ from client.protocol.errors import (
     PipelineFailedError,
     ProtocolError,
 )
+from client.request_id import current_request_id, new_request_id, stream_operation
 
 # A library logs through stdlib logging: silent unless the application configures it.
 log = logging.getLogger(__name__)
@@ -100,6 +101,8 @@ class DfsOutputStream:
         self._failure: BaseException | None = None
         self.bytes_written = 0
         self.closed = False
+        #: Every later call (segments, pipeline recovery, complete) carries the id of the open.
+        self.request_id = current_request_id() or new_request_id()
 
     async def __aenter__(self) -> DfsOutputStream:
         return self
@@ -112,6 +115,7 @@ class DfsOutputStream:
 
     # --- the public API --------------------------------------------------------------------
 
+    @stream_operation
     async def write(self, data: bytes | bytearray | memoryview) -> int:
         """Buffer `data`; ships packets and segments as they fill. Returns len(data)."""
         self._check_open()
@@ -134,6 +138,7 @@ class DfsOutputStream:
                 await self._ship(final=block_full)
         return size
 
+    @stream_operation
     async def close(self) -> FileStatus:
         """Flush everything, wait for the pipelines, complete the file on the NameNode."""
         if self.closed:
@@ -154,6 +159,7 @@ class DfsOutputStream:
         self.status = await self.rpc.stat(self.path)
         return self.status
 
+    @stream_operation
     async def abort(self) -> None:
         """Give up on the file: the NameNode recovers it now, keeping only finished blocks.
 

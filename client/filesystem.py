@@ -43,6 +43,7 @@ from client.protocol.errors import (
     InvalidArgumentError,
 )
 from client.protocol.hadoop_checksum import FileChecksum
+from client.request_id import current_request_id, new_request_id, operation, request_id
 from client.transport import make_http_client
 
 # A library logs through stdlib logging: silent unless the application configures it.
@@ -123,15 +124,18 @@ class AsyncDFSClient:
 
     # --- metadata --------------------------------------------------------------------------
 
+    @operation
     async def info(self) -> ClusterInfo:
         """Cluster id and the defaults new files get."""
         if self._info is None:
             self._info = await self.rpc.cluster_info()
         return self._info
 
+    @operation
     async def status(self, path: str) -> FileStatus:
         return await self.rpc.stat(paths.validate_path(path))
 
+    @operation
     async def exists(self, path: str) -> bool:
         try:
             await self.status(path)
@@ -141,91 +145,119 @@ class AsyncDFSClient:
 
     async def iter_dir(self, path: str, page_size: int = MAX_LIST_LIMIT) -> AsyncIterator[FileStatus]:
         """Every entry of a directory, a page at a time (a file lists as itself)."""
+        async for entry in self._iter_dir(path, page_size, current_request_id() or new_request_id()):
+            yield entry
+
+    async def _iter_dir(self, path: str, page_size: int, rid: str) -> AsyncIterator[FileStatus]:
+        # The id is set around each call only: a generator's body runs in its consumer's context.
         start_after = ""
         while True:
-            page = await self.rpc.list_page(paths.validate_path(path), start_after, page_size)
+            with request_id(rid):
+                page = await self.rpc.list_page(paths.validate_path(path), start_after, page_size)
             for entry in page.entries:
                 yield entry
             if not page.has_more or not page.entries:
                 return
             start_after = page.entries[-1].name
 
+    @operation
     async def list(self, path: str) -> list[FileStatus]:
         return [entry async for entry in self.iter_dir(path)]
 
     async def walk(self, path: str) -> AsyncIterator[FileStatus]:
         """Every file and directory under `path` (depth first, directories before contents)."""
-        async for entry in self.iter_dir(path):
+        async for entry in self._walk(path, current_request_id() or new_request_id()):
+            yield entry
+
+    async def _walk(self, path: str, rid: str) -> AsyncIterator[FileStatus]:
+        async for entry in self._iter_dir(path, MAX_LIST_LIMIT, rid):
             yield entry
             if entry.is_dir and entry.path != path:
-                async for child in self.walk(entry.path):
+                async for child in self._walk(entry.path, rid):
                     yield child
 
+    @operation
     async def mkdirs(self, path: str, mode: int = 0o755, parents: bool = True) -> FileStatus:
         return await self.rpc.mkdirs(paths.validate_path(path), mode, parents)
 
+    @operation
     async def delete(self, path: str, recursive: bool = False) -> DeleteResponse:
         return await self.rpc.delete(paths.validate_path(path), recursive)
 
+    @operation
     async def rename(self, src: str, dst: str, overwrite: bool = False) -> FileStatus:
         return await self.rpc.rename(paths.validate_path(src), paths.validate_path(dst), overwrite)
 
+    @operation
     async def set_replication(self, path: str, replication: int) -> FileStatus:
         return await self.rpc.set_replication(paths.validate_path(path), replication)
 
+    @operation
     async def set_permission(self, path: str, mode: int) -> FileStatus:
         """chmod: the permission bits (and setuid/setgid/sticky) of a file or directory."""
         return await self.rpc.set_attributes(paths.validate_path(path), mode=mode)
 
+    @operation
     async def set_owner(self, path: str, owner: str | None = None, group: str | None = None) -> FileStatus:
         """chown/chgrp: change the owner, the group, or both."""
         if owner is None and group is None:
             raise InvalidArgumentError("set_owner needs an owner or a group", path=path)
         return await self.rpc.set_attributes(paths.validate_path(path), owner=owner, group=group)
 
+    @operation
     async def set_times(self, path: str, mtime: int | None = None, atime: int | None = None) -> FileStatus:
         """Set the modification and/or access time, in milliseconds since the epoch."""
         return await self.rpc.set_attributes(paths.validate_path(path), mtime=mtime, atime=atime)
 
+    @operation
     async def concat(self, target: str, sources: Sequence[str]) -> FileStatus:
         """Move the blocks of `sources` (in order) to the end of `target` and remove the sources;
         no data is copied."""
         return await self.rpc.concat(paths.validate_path(target), [paths.validate_path(s) for s in sources])
 
+    @operation
     async def content_summary(self, path: str) -> ContentSummary:
         """Bytes, files and directories under `path` (like `du -s`), computed by the NameNode."""
         return await self.rpc.content_summary(paths.validate_path(path))
 
+    @operation
     async def report(self) -> ClusterReport:
         return await self.rpc.cluster_report()
 
     # --- administration ----------------------------------------------------------------------
 
+    @operation
     async def safemode(self, action: SafeModeAction | None = None) -> SafeModeStatus:
         """Safe mode status; with an action, enter or leave it first."""
         return await self.rpc.safemode(action)
 
+    @operation
     async def decommission(self, datanode: str) -> DatanodeInfo:
         """Start moving a DataNode's replicas elsewhere (by id, URL, host:port or id prefix)."""
         return await self.rpc.set_admin_state(datanode, decommission=True)
 
+    @operation
     async def recommission(self, datanode: str) -> DatanodeInfo:
         return await self.rpc.set_admin_state(datanode, decommission=False)
 
+    @operation
     async def fsck(
         self, path: str = "/", *, files: bool = False, blocks: bool = False, locations: bool = False
     ) -> FsckReport:
         flags = FsckRequestFlags(files=files, blocks=blocks, locations=locations)
         return await self.rpc.fsck(paths.validate_path(path), flags)
 
+    @operation
     async def balancer(self, request: BalancerRequest | None = None, *, stop: bool = False) -> BalancerStatus:
         """Start the balancer (with a request), stop it, or (neither) read its status."""
         return await self.rpc.balancer(request, stop=stop)
 
+    @operation
     async def block_locations(self, path: str, offset: int = 0, length: int | None = None) -> LocatedBlocks:
         """The blocks of a file covering a byte range, with the DataNodes holding each."""
         return await self.rpc.locations(paths.validate_path(path), offset, length)
 
+    @operation
     async def file_checksum(self, path: str) -> FileChecksum:
         """Hadoop's MD5-of-MD5-of-CRC32C checksum, as WebHDFS GETFILECHECKSUM renders it.
 
@@ -237,6 +269,7 @@ class AsyncDFSClient:
 
     # --- files -----------------------------------------------------------------------------
 
+    @operation
     async def create(
         self,
         path: str,
@@ -271,6 +304,7 @@ class AsyncDFSClient:
         self._track_writer(closed, info.lease_soft_limit_s)
         return stream
 
+    @operation
     async def append(self, path: str) -> DfsOutputStream:
         """Open an existing, closed file for writing at its end; `close()` it as after `create`.
 
@@ -290,6 +324,7 @@ class AsyncDFSClient:
         self._track_writer(closed, info.lease_soft_limit_s)
         return stream
 
+    @operation
     async def open(self, path: str, offset: int = 0) -> DfsInputStream:
         """Open a file for reading; `offset` (where reading will start) says which block
         locations to fetch first."""
@@ -299,10 +334,12 @@ class AsyncDFSClient:
         stream.seek(offset)
         return stream
 
+    @operation
     async def read_bytes(self, path: str) -> bytes:
         async with await self.open(path) as stream:
             return await stream.read()
 
+    @operation
     async def write_bytes(
         self,
         path: str,
@@ -320,6 +357,7 @@ class AsyncDFSClient:
             raise
         return await stream.close()
 
+    @operation
     async def put(
         self,
         source: str | Path | BinaryIO,
@@ -344,6 +382,7 @@ class AsyncDFSClient:
             raise
         return await stream.close()
 
+    @operation
     async def get(self, remote: str, target: str | Path | BinaryIO, *, progress: ProgressCallback | None = None) -> int:
         """Download `remote` into a local file (path or binary file object); returns bytes copied."""
         status = await self.status(remote)
@@ -366,6 +405,7 @@ class AsyncDFSClient:
                     await pending
         return copied
 
+    @operation
     async def truncate(self, path: str, length: int, *, wait: bool = False, timeout: float = 60) -> bool:
         """Cut a closed file to its first `length` bytes, like Hadoop's ``truncate``.
 
@@ -410,7 +450,8 @@ class AsyncDFSClient:
         while self._open_writers > 0:
             await asyncio.sleep(interval)
             try:
-                await self.rpc.renew_lease()
+                with request_id():  # each renewal on its own, not under the first writer's id
+                    await self.rpc.renew_lease()
             except DfsError as exc:
                 log.warning("lease renewal failed: %s", exc)
 

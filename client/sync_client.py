@@ -36,6 +36,7 @@ from client.protocol.client_namenode import (
 )
 from client.protocol.errors import NotSupportedError
 from client.protocol.hadoop_checksum import FileChecksum
+from client.request_id import current_request_id, with_request_id
 
 T = TypeVar("T")
 
@@ -53,7 +54,9 @@ class _LoopThread:
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         if threading.current_thread() is self._thread:
             raise RuntimeError("DFSClient called from its own I/O thread")
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+        # The caller's request id (a context variable of this thread) travels with the coroutine.
+        wrapped = with_request_id(current_request_id(), coroutine)
+        return asyncio.run_coroutine_threadsafe(wrapped, self.loop).result()
 
     def stop(self) -> None:
         """Cancel what is left (e.g. half-read streams), close async generators, stop the loop."""

@@ -19,6 +19,7 @@ from client.protocol.errors import (
     UnavailableError,
     error_from_response,
 )
+from client.request_id import stamp_request
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=60.0, pool=60.0)
 
@@ -30,9 +31,12 @@ def make_http_client(
     headers: dict[str, str] | None = None,
     max_connections: int = 256,
 ) -> httpx.AsyncClient:
-    """An AsyncClient tuned for the data path: many keep-alive connections, no redirects."""
+    """An AsyncClient tuned for the data path: many keep-alive connections, no redirects.
+
+    Every request carries the current request id as `X-Request-ID` (client.request_id)."""
     return httpx.AsyncClient(
         timeout=timeout,
+        event_hooks={"request": [stamp_request]},
         transport=transport,
         headers=headers,
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=64),

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from client.protocol import SOFTWARE_VERSION
 from datanode.api import blocks, webhdfs
 from datanode.config import DataNodeSettings
+from datanode.metrics import DataNodeCollector
 from datanode.service import DataNode
+from datanode.status import describe
 from server_common.errors import install_error_handlers
+from server_common.metrics import install_metrics
+from server_common.request_id import install_request_ids
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +42,10 @@ def create_app(settings: DataNodeSettings, advertise_url: str) -> FastAPI:
 
     app = FastAPI(title="pydfs DataNode", version=SOFTWARE_VERSION, lifespan=lifespan)
     app.state.datanode = datanode
+    app.state.settings = settings
     install_error_handlers(app)
+    install_request_ids(app)
+    install_metrics(app, "dfs_datanode").register(DataNodeCollector(datanode))
     app.include_router(blocks.router)
     app.include_router(webhdfs.router)
 
@@ -46,26 +53,15 @@ def create_app(settings: DataNodeSettings, advertise_url: str) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        """Ready once registered with the NameNode (and its full block report sent)."""
+        if datanode.link.registered.is_set():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready", "reasons": ["not registered with the NameNode"]}, 503)
+
     @app.get("/v1/info", tags=["health"])
     async def info() -> dict[str, Any]:
-        capacity, free = datanode.store.disk_usage()
-        return {
-            "id": datanode.store.identity.datanode_id,
-            "cluster_id": datanode.store.identity.cluster_id,
-            "url": datanode.advertise_url,
-            "rack": settings.rack,
-            "registered": datanode.link.registered.is_set(),
-            "replicas": len(datanode.store.snapshot()),
-            "used": datanode.store.used_bytes(),
-            "capacity": capacity,
-            "remaining": free,
-            "active_transfers": datanode.active_transfers,
-            "replication_bytes_sent": datanode.replicator.bytes_sent,
-            "scanner": {
-                "period_s": datanode.scanner.period_s,
-                "rate_bytes_per_s": datanode.scanner.rate,
-                **dataclasses.asdict(datanode.scanner.stats),
-            },
-        }
+        return describe(datanode, settings)
 
     return app

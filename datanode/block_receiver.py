@@ -29,7 +29,15 @@ from client.protocol.data_transfer import (
     WriteStage,
 )
 from client.protocol.datanode_namenode import ReplicaState
-from client.protocol.errors import DfsError, InternalError, InvalidArgumentError, NoSpaceError, ProtocolError
+from client.protocol.errors import (
+    ChecksumMismatchError,
+    DfsError,
+    InternalError,
+    InvalidArgumentError,
+    NoSpaceError,
+    ProtocolError,
+)
+from datanode.counters import DataNodeCounters, ErrorKind
 from datanode.pipeline import PipelineForwarder
 from datanode.storage.block_store import BlockStore, ReplicaInfo
 from datanode.storage.replica_writer import ReplicaWriter
@@ -67,6 +75,7 @@ class BlockReceiver:
         me: Callable[[], DatanodeRef],
         on_finalized: Callable[[ReplicaInfo], Awaitable[None]],
         transfer_timeout_s: float,
+        counters: DataNodeCounters | None = None,
     ) -> None:
         self.store = store
         self.http = http
@@ -74,6 +83,7 @@ class BlockReceiver:
         self.me = me
         self.on_finalized = on_finalized
         self.timeout = transfer_timeout_s
+        self.counters = counters or DataNodeCounters()
 
     async def _run(self, fn: Callable[..., object], *args: object) -> object:
         return await asyncio.get_running_loop().run_in_executor(self.disk, fn, *args)
@@ -98,10 +108,12 @@ class BlockReceiver:
             if isinstance(exc, asyncio.CancelledError | GeneratorExit):
                 raise
             error = _as_dfs_error(exc, header)
+            self._record_failure(error, header.block_id)
             with contextlib.suppress(Exception):
                 async for _ in body:  # drain, so the sender can read our answer
                     pass
             raise error from exc
+        self._record_downstream(downstream, header.block_id)
         me = self.me()
         own = NodeAck(datanode_id=me.id, url=me.url, ok=True, length=writer.length)
         return WriteBlockResponse(
@@ -121,6 +133,7 @@ class BlockReceiver:
     ) -> None:
         decoder = PacketDecoder(header.bytes_per_checksum)
         pending: asyncio.Future[object] | None = None
+        pending_size = 0
         async for piece in body:
             for packet in decoder.feed(piece):
                 if packet.is_error:
@@ -129,11 +142,29 @@ class BlockReceiver:
                     await forwarder.put(packet.raw)
                 if pending is not None:
                     await pending
+                    self.counters.bytes_received += pending_size
                 pending = asyncio.ensure_future(self._run(_write, writer, packet))
+                pending_size = len(packet.data)
         if pending is not None:
             await pending
+            self.counters.bytes_received += pending_size
         if decoder.pending:
             raise ProtocolError(f"segment for block {header.block_id} ended inside a packet")
+
+    def _record_failure(self, error: DfsError, block_id: int) -> None:
+        """Log a failed segment in the recent errors; a corrupt packet also counts as a checksum failure."""
+        if isinstance(error, ChecksumMismatchError):
+            self.counters.checksum_failure(ErrorKind.CORRUPT_PACKET, error.message, block_id)
+        elif isinstance(error, NoSpaceError):
+            self.counters.record_error(ErrorKind.DISK_FULL, error.message, block_id)
+        else:
+            self.counters.record_error(ErrorKind.WRITE_FAILED, error.message, block_id)
+
+    def _record_downstream(self, downstream: list[NodeAck], block_id: int) -> None:
+        failed = next((ack for ack in downstream if not ack.ok), None)
+        if failed is not None:
+            reason = failed.error.message if failed.error is not None else "no acknowledgement"
+            self.counters.record_error(ErrorKind.PIPELINE_ERROR, f"downstream {failed.url}: {reason}", block_id)
 
 
 def _write(writer: ReplicaWriter, packet: Packet) -> None:

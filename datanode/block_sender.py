@@ -21,6 +21,7 @@ from client.protocol.data_transfer import (
     encode_packet_prefix,
 )
 from client.protocol.errors import ChecksumMismatchError, DfsError, InternalError, ReplicaNotFoundError
+from datanode.counters import DataNodeCounters, ErrorKind
 from datanode.storage.block_store import BlockStore
 from datanode.storage.replica_reader import ReadPlan, ReplicaReader
 
@@ -58,11 +59,13 @@ class BlockSender:
         disk: concurrent.futures.Executor,
         packet_size: int,
         on_corrupt: Callable[[ExtendedBlock, str], Awaitable[None]],
+        counters: DataNodeCounters | None = None,
     ) -> None:
         self.store = store
         self.disk = disk
         self.packet_size = packet_size
         self.on_corrupt = on_corrupt
+        self.counters = counters or DataNodeCounters()
 
     async def open(
         self, block_id: int, gen_stamp: int, offset: int, length: int | None
@@ -104,12 +107,14 @@ class BlockSender:
                     return
                 except OSError as exc:
                     log.error("read failed", block=reader.replica.block_id, error=str(exc))
+                    self.counters.record_error(ErrorKind.READ_FAILED, f"read failed: {exc}", reader.replica.block_id)
                     yield encode_error_packet(InternalError(f"read failed: {exc}").to_body())
                     return
                 if index + 1 < len(spans):
                     ahead = loop.run_in_executor(self.disk, reader.read_packet, *spans[index + 1])
                 yield encode_packet_prefix(start, len(data), digests)
                 yield data
+                self.counters.bytes_sent += len(data)
         finally:
             if ahead is not None:
                 # Never close the files under a read still running in a worker thread.

@@ -39,6 +39,7 @@ from client.protocol.datanode_namenode import (
 )
 from client.protocol.errors import ClusterMismatchError, DfsError, ProtocolError, UnknownDatanodeError
 from client.transport import error_from_transport, raise_for_error
+from datanode.counters import DataNodeCounters, ErrorKind
 from datanode.storage.block_store import BlockStore, ReplicaInfo
 
 log = structlog.get_logger(__name__)
@@ -64,7 +65,9 @@ class NameNodeLink:
         block_report_interval_s: float | None,
         on_registered: Callable[[RegisterResponse], None] | None = None,
         truncate: Callable[[TruncateBlockCommand], Awaitable[bool]] | None = None,
+        counters: DataNodeCounters | None = None,
     ) -> None:
+        self.counters = counters or DataNodeCounters()
         self.store = store
         self.http = http
         self.namenode_url = namenode_url.rstrip("/")
@@ -114,10 +117,14 @@ class NameNodeLink:
             except ClusterMismatchError as exc:
                 self.registered.clear()
                 log.error("refusing NameNode of another cluster", error=str(exc))
+                self.counters.record_error(ErrorKind.NAMENODE_LOST, f"refusing NameNode of another cluster: {exc}")
                 await asyncio.sleep(MAX_RETRY_DELAY_S)
             except Exception as exc:  # never let the control path die: the node would be declared dead
                 self.registered.clear()
                 log.warning("lost the NameNode; registering again", error=str(exc), kind=type(exc).__name__)
+                self.counters.record_error(
+                    ErrorKind.NAMENODE_LOST, f"registering again after {type(exc).__name__}: {exc}"
+                )
                 await asyncio.sleep(1.0)
 
     async def _register(self) -> None:
@@ -185,6 +192,7 @@ class NameNodeLink:
                 raise Reregister() from exc
             except DfsError as exc:
                 log.warning("heartbeat failed", error=str(exc))
+                self.counters.record_error(ErrorKind.HEARTBEAT_FAILED, f"heartbeat failed: {exc}")
                 continue
             for command in answer.commands:
                 self._execute(command)

@@ -14,6 +14,7 @@ from client.protocol.common import ExtendedBlock
 from client.protocol.data_transfer import WriteBlockHeader, WriteStage, encode_packet_prefix
 from client.protocol.datanode_namenode import ReplicateBlockCommand
 from client.protocol.errors import ChecksumMismatchError, DfsError
+from datanode.counters import DataNodeCounters, ErrorKind
 from datanode.storage.block_store import BlockStore
 from datanode.storage.replica_reader import ReplicaReader
 
@@ -30,7 +31,9 @@ class Replicator:
         transfer_timeout_s: float,
         on_corrupt: Callable[[ExtendedBlock, str], Awaitable[None]],
         own_rate_bytes_per_s: float | None = None,
+        counters: DataNodeCounters | None = None,
     ) -> None:
+        self.counters = counters or DataNodeCounters()
         self.store = store
         self.http = http
         self.disk = disk
@@ -53,6 +56,7 @@ class Replicator:
             return False
         except (DfsError, OSError) as exc:
             log.warning("cannot replicate: replica unavailable", block=block.block_id, error=str(exc))
+            self.counters.record_error(ErrorKind.REPLICATION_FAILED, f"replica unavailable: {exc}", block.block_id)
             return False
         header = WriteBlockHeader(
             block_id=block.block_id,
@@ -77,10 +81,16 @@ class Replicator:
             return False
         except DfsError as exc:
             log.warning("replication failed", block=block.block_id, target=command.targets[0].url, error=str(exc))
+            self.counters.record_error(
+                ErrorKind.REPLICATION_FAILED, f"copy to {command.targets[0].url} failed: {exc}", block.block_id
+            )
             return False
         finally:
             reader.close()
         ok = all(node.ok for node in ack.nodes)
+        if not ok:
+            failed = ", ".join(node.url for node in ack.nodes if not node.ok)
+            self.counters.record_error(ErrorKind.REPLICATION_FAILED, f"not acknowledged by {failed}", block.block_id)
         log.info("block replicated", block=block.block_id, targets=[t.id for t in command.targets], ok=ok)
         return ok
 

@@ -22,6 +22,7 @@ import structlog
 from client.protocol.common import ExtendedBlock
 from client.protocol.datanode_namenode import ReplicaState
 from client.protocol.errors import ChecksumMismatchError
+from datanode.counters import DataNodeCounters, ErrorKind
 from datanode.storage.block_store import BlockStore, ReplicaInfo
 from datanode.storage.replica_reader import ReplicaReader
 
@@ -53,8 +54,10 @@ class BlockScanner:
         period_s: float | None = None,
         rate_bytes_per_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        counters: DataNodeCounters | None = None,
     ) -> None:
         self.store = store
+        self.counters = counters or DataNodeCounters()
         self.disk = disk
         self.on_corrupt = on_corrupt
         self.clock = clock
@@ -125,6 +128,7 @@ class BlockScanner:
             await self._corrupt(replica, exc.message)
         except OSError as exc:
             log.warning("scan failed", block=replica.block_id, error=str(exc))
+            self.counters.record_error(ErrorKind.SCAN_FAILED, f"scan failed: {exc}", replica.block_id)
         finally:
             reader.close()
         self.last_scanned[replica.block_id] = self.clock()

@@ -11,16 +11,19 @@ import httpx
 
 from client.protocol.common import DatanodeRef, ExtendedBlock
 from client.protocol.datanode_namenode import HeartbeatRequest, ReplicateBlockCommand
+from client.request_id import new_request_id
 from client.transport import make_http_client
 from datanode.block_checksum import BlockChecksummer
 from datanode.block_receiver import BlockReceiver
 from datanode.block_sender import BlockSender
 from datanode.block_truncator import BlockTruncator
 from datanode.config import DataNodeSettings
+from datanode.counters import DataNodeCounters, ErrorKind
 from datanode.namenode_link import NameNodeLink
 from datanode.replicator import Replicator
 from datanode.scanner import BlockScanner
 from datanode.storage.block_store import BlockStore, ReplicaInfo
+from server_common.request_id import bound_request_id
 from server_common.webhdfs import DataOps
 
 
@@ -32,6 +35,8 @@ class DataNode:
         self.disk = concurrent.futures.ThreadPoolExecutor(settings.disk_threads, thread_name_prefix="disk")
         self.http = make_http_client(timeout=httpx.Timeout(settings.transfer_timeout_s, connect=10.0))
         self.active_transfers = 0
+        #: Bytes moved, checksum failures and recent errors (for /v1/info, /metrics and heartbeats).
+        self.counters = DataNodeCounters()
         self.replicator = Replicator(
             self.store,
             self.http,
@@ -40,6 +45,7 @@ class DataNode:
             settings.transfer_timeout_s,
             on_corrupt=self._report_corrupt,
             own_rate_bytes_per_s=_mb(settings.replication_bandwidth_mbps),
+            counters=self.counters,
         )
         self.scanner = BlockScanner(
             self.store,
@@ -47,6 +53,7 @@ class DataNode:
             self._report_corrupt,
             period_s=settings.scan_period_s,
             rate_bytes_per_s=_mb(settings.scan_rate_mbps),
+            counters=self.counters,
         )
         self.truncator = BlockTruncator(self.store, self.disk, on_cut=self._cut, on_corrupt=self._report_corrupt)
         self.link = NameNodeLink(
@@ -60,6 +67,7 @@ class DataNode:
             block_report_interval_s=settings.block_report_interval_s,
             on_registered=lambda answer: self.scanner.configure(answer.scan_period_s, answer.scan_rate_bytes_per_s),
             truncate=self.truncator.truncate,
+            counters=self.counters,
         )
         self.receiver = BlockReceiver(
             self.store,
@@ -68,8 +76,9 @@ class DataNode:
             self.ref,
             self._finalized,
             settings.transfer_timeout_s,
+            counters=self.counters,
         )
-        self.sender = BlockSender(self.store, self.disk, settings.packet_size, self._report_corrupt)
+        self.sender = BlockSender(self.store, self.disk, settings.packet_size, self._report_corrupt, self.counters)
         self.checksummer = BlockChecksummer(self.store, self.disk, settings.packet_size, self._report_corrupt)
         self._link_task: asyncio.Task[None] | None = None
         self._scanner_task: asyncio.Task[None] | None = None
@@ -87,6 +96,8 @@ class DataNode:
             used=self.store.used_bytes(),
             remaining=free,
             active_transfers=self.active_transfers,
+            bytes_received=self.counters.bytes_received,
+            bytes_sent=self.counters.bytes_sent,
         )
 
     async def start(self) -> None:
@@ -120,7 +131,8 @@ class DataNode:
                 yield piece
 
     async def _replicate(self, command: ReplicateBlockCommand) -> bool:
-        with self.transfer():
+        # A copy is no client's request: give it an id of its own, shared with its targets' lines.
+        with self.transfer(), bound_request_id(new_request_id()):
             return await self.replicator.replicate(command)
 
     async def _finalized(self, replica: ReplicaInfo) -> None:
@@ -131,6 +143,8 @@ class DataNode:
         await self.link.replica_finalized(replica)  # a truncated replica is reported like a new one
 
     async def _report_corrupt(self, block: ExtendedBlock, reason: str) -> None:
+        # Every reader of stored replicas (serve, copy, scan, checksum, cut) reports corruption here.
+        self.counters.checksum_failure(ErrorKind.CORRUPT_REPLICA, reason, block.block_id)
         await self.link.report_corrupt(block, reason)
 
 

@@ -20,10 +20,18 @@ import structlog
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from client.protocol.client_namenode import AdminState, BalancerNode, BalancerRequest, BalancerStatus, DatanodeState
+from client.protocol.client_namenode import (
+    AdminState,
+    BalancerNode,
+    BalancerRequest,
+    BalancerStatus,
+    DatanodeState,
+    EventKind,
+)
 from namenode import placement
 from namenode.datanode_manager import MB, DatanodeManager
 from namenode.db.models import Block, Datanode, Inode, PendingReplication, Replica
+from namenode.events import EventLog
 from namenode.replication import ClusterView, ReplicationMonitor, is_intact
 from namenode.states import BLOCK_COMPLETE, REPLICA_FINALIZED
 
@@ -57,6 +65,7 @@ class Balancer:
         self.bytes_moved = 0
         self.message = "not started"
         self._settle_until = 0.0
+        self.events = EventLog(clock=clock)
 
     def start(self, request: BalancerRequest) -> None:
         self.running = True
@@ -67,11 +76,19 @@ class Balancer:
         self._settle_until = 0.0
         self.datanodes.balancer_budget.set_rate(request.bandwidth_mbps * MB)
         log.info("balancer started", threshold=request.threshold_pct, bandwidth_mbps=request.bandwidth_mbps)
+        self.events.submit(
+            EventKind.BALANCER_STARTED,
+            f"balancer started (threshold {request.threshold_pct:g}%, {request.bandwidth_mbps:g} MB/s)",
+        )
 
     def stop(self, message: str = "stopped by the operator") -> None:
         if not self.running:
             return
         log.info("balancer stopped", reason=message, moves=self.moves_scheduled)
+        self.events.submit(
+            EventKind.BALANCER_STOPPED,
+            f"balancer stopped: {message} ({self.moves_scheduled} moves, {self.bytes_moved} bytes moved)",
+        )
         self.running = False
         self.message = message
 

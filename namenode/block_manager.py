@@ -23,6 +23,8 @@ from client.protocol.client_namenode import (
     CommittedBlock,
     CompleteRequest,
     CompleteResponse,
+    EventKind,
+    EventSeverity,
     LocatedBlock,
     RecoverPipelineRequest,
     ReportBadBlocksRequest,
@@ -37,6 +39,8 @@ from namenode import placement
 from namenode.config import NameNodeSettings
 from namenode.datanode_manager import DatanodeManager
 from namenode.db.models import Block, Datanode, Inode, Replica
+from namenode.events import EventLog
+from namenode.inodes import path_of
 from namenode.leases import LeaseManager
 from namenode.states import (
     BLOCK_COMMITTED,
@@ -67,6 +71,7 @@ class BlockManager:
         self.leases = leases
         self.clock = clock
         self.rng = rng or random.Random()
+        self.events = EventLog(clock=clock)
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -370,4 +375,14 @@ class BlockManager:
             else:
                 replica.state = REPLICA_CORRUPT
             log.warning("corrupt replica reported", block=block.id, datanode=bad.datanode_id, reason=bad.reason)
+            inode = session.get(Inode, block.inode_id)
+            self.events.record(
+                session,
+                EventKind.CORRUPT_REPLICA,
+                f"corrupt replica of block {block.id}: {bad.reason}",
+                severity=EventSeverity.WARNING,
+                datanode_id=bad.datanode_id,
+                path=path_of(session, inode) if inode is not None else None,
+                block_id=block.id,
+            )
             enqueue_blocks(session, [block.id], now, PRIORITY_HIGHEST)

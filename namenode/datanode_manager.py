@@ -10,7 +10,7 @@ import structlog
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from client.protocol.client_namenode import AdminState, DatanodeInfo, DatanodeState
+from client.protocol.client_namenode import AdminState, DatanodeInfo, DatanodeState, EventKind, EventSeverity
 from client.protocol.common import DatanodeRef, ExtendedBlock
 from client.protocol.datanode_namenode import (
     Command,
@@ -25,6 +25,7 @@ from client.protocol.datanode_namenode import (
 from client.protocol.errors import ClusterMismatchError, InvalidArgumentError, UnknownDatanodeError
 from namenode.config import NameNodeSettings
 from namenode.db.models import Block, Datanode, Invalidation, PendingReplication, Replica
+from namenode.events import EventLog
 from namenode.placement import NodeLoad
 from namenode.safemode import SafeMode
 from namenode.states import STATE_DEAD, STATE_LIVE
@@ -52,6 +53,9 @@ class DatanodeManager:
         #: More sources of heartbeat commands, fn(session, node id, now), asked after deletions and
         #: copies and never in safe mode (the NameNode adds truncate recovery's).
         self.command_sources: list[Callable[[Session, str, float], Sequence[Command]]] = []
+        self.events = EventLog(clock=clock)
+        #: Nodes a `datanode_stale` event was recorded for and that have not heartbeated since.
+        self.stale_noted: set[str] = set()
 
     # --- liveness --------------------------------------------------------------------------
 
@@ -108,7 +112,35 @@ class DatanodeManager:
             )
             enqueue_blocks(session, block_ids, now, PRIORITY_UNDER_REPLICATED)
             log.warning("datanode declared dead", datanode=node.id, url=node.url, replicas=len(block_ids))
+            self.stale_noted.discard(node.id)
+            self.events.record(
+                session,
+                EventKind.DATANODE_DEAD,
+                f"DataNode {node.url} declared dead after {now - node.last_heartbeat:.0f}s without a heartbeat; "
+                f"its {len(block_ids)} replicas no longer count",
+                severity=EventSeverity.ERROR,
+                datanode_id=node.id,
+            )
+        self._note_stale(session, now)
         return [node.id for node in dead]
+
+    def _note_stale(self, session: Session, now: float) -> None:
+        """Record each node that has just gone stale (once, until it heartbeats again)."""
+        silent = session.scalars(
+            select(Datanode).where(
+                Datanode.state == STATE_LIVE, Datanode.last_heartbeat < now - self.settings.stale_after_s
+            )
+        )
+        for node in silent:
+            if node.id not in self.stale_noted:
+                self.stale_noted.add(node.id)
+                self.events.record(
+                    session,
+                    EventKind.DATANODE_STALE,
+                    f"DataNode {node.url} is stale: no heartbeat for {now - node.last_heartbeat:.0f}s",
+                    severity=EventSeverity.WARNING,
+                    datanode_id=node.id,
+                )
 
     # --- registration and heartbeats -----------------------------------------------------------
 
@@ -120,6 +152,7 @@ class DatanodeManager:
             )
         now = self.clock()
         node = session.get(Datanode, request.datanode_id)
+        was_dead = node is not None and node.state == STATE_DEAD
         if node is None:
             node = Datanode(id=request.datanode_id, registered_at=now, admin_state=AdminState.NORMAL.value)
             session.add(node)
@@ -136,6 +169,21 @@ class DatanodeManager:
         node.current_report_id = None
         self.registered_since_start.add(node.id)
         log.info("datanode registered", datanode=node.id, url=node.url, rack=node.rack)
+        self.stale_noted.discard(node.id)
+        if was_dead:
+            self.events.record(
+                session,
+                EventKind.DATANODE_LIVE,
+                f"DataNode {node.url} is live again (registered after being declared dead)",
+                datanode_id=node.id,
+            )
+        else:
+            self.events.record(
+                session,
+                EventKind.DATANODE_REGISTERED,
+                f"DataNode {node.url} registered (rack {node.rack}, version {node.version or 'unknown'})",
+                datanode_id=node.id,
+            )
         return RegisterResponse(
             cluster_id=cluster_id,
             heartbeat_interval_s=self.settings.heartbeat_interval_s,
@@ -150,6 +198,14 @@ class DatanodeManager:
             raise UnknownDatanodeError(f"DataNode {request.datanode_id} is not registered")
         now = self.clock()
         was_dead = self.state_of(node, now) is DatanodeState.DEAD
+        if node.id in self.stale_noted and not was_dead:
+            self.stale_noted.discard(node.id)
+            self.events.record(
+                session,
+                EventKind.DATANODE_LIVE,
+                f"DataNode {node.url} is live again (heartbeat after {now - node.last_heartbeat:.0f}s)",
+                datanode_id=node.id,
+            )
         node.capacity = request.capacity
         node.used = request.used
         node.remaining = request.remaining
@@ -285,6 +341,11 @@ class DatanodeManager:
             priority = PRIORITY_UNDER_REPLICATED if leaving else PRIORITY_NORMAL  # back in service: trim extras
             enqueue_blocks(session, block_ids, self.clock(), priority)
             log.warning("datanode admin state changed", datanode=node.id, state=wanted.value, blocks=len(block_ids))
+            if leaving:
+                kind, text = EventKind.DECOMMISSION_STARTED, f"decommissioning: {len(block_ids)} replicas to copy"
+            else:
+                kind, text = EventKind.DATANODE_RECOMMISSIONED, f"back in service (was {current.value})"
+            self.events.record(session, kind, f"DataNode {node.url}: {text}", datanode_id=node.id)
         blocks = session.scalar(select(func.count()).select_from(Replica).where(Replica.datanode_id == node.id)) or 0
         return self.info_of(node, blocks)
 

@@ -30,7 +30,7 @@ import structlog
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from client.protocol.client_namenode import AdminState, DatanodeState
+from client.protocol.client_namenode import AdminState, DatanodeState, EventKind, EventSeverity
 from namenode import placement
 from namenode.config import NameNodeSettings
 from namenode.datanode_manager import DatanodeManager
@@ -43,6 +43,8 @@ from namenode.db.models import (
     Replica,
     ReplicationQueueEntry,
 )
+from namenode.events import EventLog
+from namenode.inodes import path_of
 from namenode.states import BLOCK_COMPLETE, BLOCK_UC, REPLICA_FINALIZED
 from namenode.work_queues import invalidate, priority_for
 
@@ -57,6 +59,8 @@ class PassStats:
     scheduled: int = 0
     trimmed: int = 0
     missing: int = 0
+    #: Blocks that got at least one copy scheduled in this pass.
+    blocks_copied: int = 0
 
 
 @dataclass
@@ -106,6 +110,9 @@ class ReplicationMonitor:
         self.rng = rng or random.Random()
         #: Blocks already reported missing, so the log says so once per loss, not every pass.
         self.missing: set[int] = set()
+        self.events = EventLog(clock=clock)
+        #: Blocks given copies since the queue was last empty (for the `replication_finished` event).
+        self.blocks_copied_since_empty = 0
 
     def view(self, session: Session) -> ClusterView:
         now = self.clock()
@@ -134,12 +141,30 @@ class ReplicationMonitor:
         ).all()
         for entry in entries:
             stats.checked += 1
+            scheduled = stats.scheduled
             if self._check(session, entry, cluster, now, stats):
                 session.delete(entry)
             else:
                 entry.enqueued_at = now  # to the back of its priority class: no starvation
+            stats.blocks_copied += stats.scheduled > scheduled
         self._advance_decommissions(session, cluster)
+        self._note_drained(session, stats)
         return stats
+
+    def _note_drained(self, session: Session, stats: PassStats) -> None:
+        """One event when the queue empties after copies were made (not one per block)."""
+        self.blocks_copied_since_empty += stats.blocks_copied
+        if self.blocks_copied_since_empty == 0:
+            return
+        if session.scalar(select(ReplicationQueueEntry.block_id).limit(1)) is not None:
+            return
+        self.events.record(
+            session,
+            EventKind.REPLICATION_FINISHED,
+            f"re-replication finished: the replication queue is empty again "
+            f"({self.blocks_copied_since_empty} blocks were given new replicas)",
+        )
+        self.blocks_copied_since_empty = 0
 
     def _expire_pending(self, session: Session, now: float) -> None:
         cutoff = now - self.settings.pending_replication_timeout_s
@@ -183,10 +208,25 @@ class ReplicationMonitor:
                 log.error(
                     "MISSING BLOCK: no readable replica left", block=block.id, file_id=inode.id, replicas=len(replicas)
                 )
+                self.events.record(
+                    session,
+                    EventKind.MISSING_BLOCK,
+                    f"block {block.id} has no readable replica left: reads of its file fail",
+                    severity=EventSeverity.ERROR,
+                    path=path_of(session, inode),
+                    block_id=block.id,
+                )
             return False
         if block.id in self.missing:
             self.missing.discard(block.id)
             log.warning("missing block has a readable replica again", block=block.id, file_id=inode.id)
+            self.events.record(
+                session,
+                EventKind.MISSING_BLOCK_RECOVERED,
+                f"block {block.id} has a readable replica again",
+                path=path_of(session, inode),
+                block_id=block.id,
+            )
         short = target - len(good) - len(pending)
         if short > 0 or (mis_replicated and not pending and len(good) >= target):
             stats.scheduled += self._schedule_copies(
@@ -276,6 +316,12 @@ class ReplicationMonitor:
                 assert node is not None
                 node.admin_state = AdminState.DECOMMISSIONED.value
                 log.info("datanode decommissioned", datanode=node_id)
+                self.events.record(
+                    session,
+                    EventKind.DECOMMISSION_FINISHED,
+                    f"DataNode {node.url} decommissioned: every block it holds is fully replicated elsewhere",
+                    datanode_id=node_id,
+                )
 
     def blocks_still_needing(self, session: Session, node_id: str, cluster: ClusterView, limit: int = 1) -> int:
         """How many (up to `limit`) blocks on this node lack their full replication elsewhere."""

@@ -18,10 +18,11 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from client.protocol.client_namenode import SafeModeState, SafeModeStatus
+from client.protocol.client_namenode import EventKind, EventSeverity, SafeModeState, SafeModeStatus
 from client.protocol.errors import SafeModeError
 from namenode.config import NameNodeSettings
 from namenode.db.models import Block, Replica
+from namenode.events import EventLog
 from namenode.states import BLOCK_COMPLETE, REPLICA_FINALIZED
 
 log = structlog.get_logger(__name__)
@@ -36,6 +37,9 @@ class SafeMode:
         self.reported: set[str] = set()
         self._threshold_reached_at: float | None = None
         self._last = (0, 0)
+        #: Safe mode is in-memory state (`update` may run in a read transaction): its events are
+        #: writes of their own.
+        self.events = EventLog(clock=clock)
 
     @property
     def on(self) -> bool:
@@ -92,6 +96,7 @@ class SafeMode:
         if total == 0:
             self.state = SafeModeState.OFF  # an empty namespace has nothing to wait for
             log.info("left safe mode: the namespace has no blocks")
+            self.events.submit(EventKind.SAFE_MODE_LEFT, "left start-up safe mode: the namespace has no blocks")
             return
         if safe < total * self.settings.safemode_threshold:
             self._threshold_reached_at = None
@@ -102,14 +107,25 @@ class SafeMode:
         if now - self._threshold_reached_at >= self.settings.safemode_extension_s:
             self.state = SafeModeState.OFF
             log.info("left safe mode", blocks=total, reported=safe, datanodes=len(self.reported))
+            self.events.submit(
+                EventKind.SAFE_MODE_LEFT,
+                f"left start-up safe mode: {safe} of {total} blocks reported by {len(self.reported)} DataNodes",
+            )
 
     def enter(self) -> None:
+        if self.state is not SafeModeState.MANUAL:
+            self.events.submit(
+                EventKind.SAFE_MODE_ENTERED,
+                "safe mode entered by an operator: the namespace is read-only",
+                severity=EventSeverity.WARNING,
+            )
         self.state = SafeModeState.MANUAL
         log.warning("safe mode entered by an operator")
 
     def leave(self) -> None:
         if self.on:
             log.warning("safe mode left by an operator", state=self.state.value)
+            self.events.submit(EventKind.SAFE_MODE_LEFT, f"{self.state.value} safe mode left by an operator")
         self.state = SafeModeState.OFF
 
     def status(self, session: Session) -> SafeModeStatus:

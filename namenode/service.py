@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from functools import partial
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from client.protocol import SOFTWARE_VERSION, paths
@@ -25,6 +25,7 @@ from client.protocol.client_namenode import (
     AppendResponse,
     BalancerRequest,
     BalancerStatus,
+    ClusterEvent,
     ClusterInfo,
     ClusterReport,
     CompleteRequest,
@@ -37,6 +38,7 @@ from client.protocol.client_namenode import (
     DeleteRequest,
     DeleteResponse,
     DirectoryListing,
+    EventKind,
     FileStatus,
     FsckReport,
     FsckRequestFlags,
@@ -72,12 +74,14 @@ from namenode.config import NameNodeSettings
 from namenode.datanode_manager import DatanodeManager
 from namenode.db.database import Database
 from namenode.db.models import Block, Invalidation, PendingReplication, Replica, ReplicationQueueEntry
+from namenode.events import EventLog
 from namenode.fsck import Fsck
 from namenode.leases import LeaseManager
 from namenode.namespace import Namespace
 from namenode.replication import ReplicationMonitor
 from namenode.safemode import SafeMode
 from namenode.states import REPLICA_CORRUPT
+from namenode.throughput import ThroughputHistory
 from namenode.truncation import Truncations
 from namenode.work_queues import PRIORITY_NAMES, PRIORITY_UNDER_REPLICATED
 from server_common.webhdfs import DataOps
@@ -111,6 +115,10 @@ class NameNode:
         self.truncations = Truncations(settings, self.blocks, self.leases, clock)
         self.reports.truncations = self.truncations
         self.datanodes.command_sources.append(self.truncations.commands_for)
+        self.throughput = ThroughputHistory(clock)
+        self.events = EventLog(db, clock)
+        for part in (self.safemode, self.datanodes, self.blocks, self.replication, self.balancer):
+            part.events = self.events  # one recorder, able to write events of its own
         self._background: asyncio.Task[None] | None = None
         self._webhdfs_data: DataOps | None = None
 
@@ -119,6 +127,9 @@ class NameNode:
     async def start(self) -> None:
         # Nodes get a fresh grace period: silence while we were down is not their fault.
         await self.db.write(self.datanodes.touch_all)
+        self.events.submit(
+            EventKind.SAFE_MODE_ENTERED, "NameNode started: in start-up safe mode until DataNodes report"
+        )
         self._background = asyncio.create_task(self._background_loop(), name="namenode-background")
 
     async def stop(self) -> None:
@@ -159,6 +170,10 @@ class NameNode:
                 await self.db.write(step)
             except Exception:
                 log.exception("background step failed", step=name)
+        try:
+            await self.events.prune_if_needed()
+        except Exception:
+            log.exception("background step failed", step="event pruning")
 
     # --- namespace -------------------------------------------------------------------------
 
@@ -174,21 +189,32 @@ class NameNode:
         paths.validate_path(path)
         return await self.db.read(partial(self.locator.locations, path=path, offset=offset, length=length))
 
+    # The mutations a `put` or a shell command is made of log one line each once committed
+    # (with the caller's request_id), so an operation can be followed at the default level.
+
     async def mkdirs(self, request: MkdirsRequest, user: str) -> FileStatus:
         self.safemode.check_writable()
-        return await self.db.write(partial(self.namespace.mkdirs, request=request, user=user))
+        status = await self.db.write(partial(self.namespace.mkdirs, request=request, user=user))
+        log.info("mkdirs", path=request.path, user=user)
+        return status
 
     async def create(self, request: CreateRequest, user: str) -> FileStatus:
         self.safemode.check_writable()
-        return await self.db.write(partial(self.namespace.create, request=request, user=user))
+        status = await self.db.write(partial(self.namespace.create, request=request, user=user))
+        log.info("file created", path=status.path, file_id=status.file_id, replication=status.replication, user=user)
+        return status
 
     async def rename(self, request: RenameRequest) -> FileStatus:
         self.safemode.check_writable()
-        return await self.db.write(partial(self.namespace.rename, request=request))
+        status = await self.db.write(partial(self.namespace.rename, request=request))
+        log.info("renamed", path=request.src, dst=request.dst)
+        return status
 
     async def delete(self, request: DeleteRequest) -> DeleteResponse:
         self.safemode.check_writable()
-        return await self.db.write(partial(self.namespace.delete, request=request))
+        answer = await self.db.write(partial(self.namespace.delete, request=request))
+        log.info("deleted", path=request.path, files=answer.files, directories=answer.directories, blocks=answer.blocks)
+        return answer
 
     async def set_replication(self, request: SetReplicationRequest) -> FileStatus:
         self.safemode.check_writable()
@@ -200,7 +226,9 @@ class NameNode:
 
     async def append(self, request: AppendRequest) -> AppendResponse:
         self.safemode.check_writable()
-        return await self.db.write(partial(self.namespace.append, request=request))
+        answer = await self.db.write(partial(self.namespace.append, request=request))
+        log.info("file opened for append", path=answer.status.path, file_id=answer.status.file_id)
+        return answer
 
     async def recover_lease(self, request: RecoverLeaseRequest) -> None:
         """Lease recovery at once, for a writer that gave up (instead of after the hard limit)."""
@@ -250,7 +278,14 @@ class NameNode:
 
     async def add_block(self, request: AddBlockRequest, writer_host: str | None = None) -> LocatedBlock:
         self.safemode.check_writable()
-        return await self.db.write(partial(self.blocks.add_block, request=request, writer_host=writer_host))
+        located = await self.db.write(partial(self.blocks.add_block, request=request, writer_host=writer_host))
+        log.info(
+            "block allocated",
+            path=request.path,
+            block=located.block.block_id,
+            datanodes=[node.id for node in located.locations],
+        )
+        return located
 
     async def abandon_block(self, request: AbandonBlockRequest) -> None:
         self.safemode.check_writable()
@@ -262,7 +297,10 @@ class NameNode:
 
     async def complete(self, request: CompleteRequest) -> CompleteResponse:
         self.safemode.check_writable()
-        return await self.db.write(partial(self.blocks.complete, request=request))
+        answer = await self.db.write(partial(self.blocks.complete, request=request))
+        if answer.completed:  # a writer polls while DataNode reports catch up: log the one that closed it
+            log.info("file completed", path=request.path, file_id=request.file_id)
+        return answer
 
     async def renew_lease(self, client_name: str) -> None:
         await self.db.write(partial(self.leases.renew, holder=client_name))
@@ -281,7 +319,9 @@ class NameNode:
         return await self.db.write(partial(self.datanodes.register, request=request, cluster_id=self.cluster_id))
 
     async def heartbeat(self, request: HeartbeatRequest) -> HeartbeatResponse:
-        return await self.db.write(partial(self.datanodes.heartbeat, request=request))
+        answer = await self.db.write(partial(self.datanodes.heartbeat, request=request))
+        self.throughput.record(request.datanode_id, request.bytes_received, request.bytes_sent)
+        return answer
 
     async def block_report(self, request: BlockReportRequest) -> None:
         await self.db.write(partial(self.reports.full_report, request=request))
@@ -310,6 +350,26 @@ class NameNode:
 
     async def report(self) -> ClusterReport:
         return await self.db.read(self._report)
+
+    def throughput_history(self) -> list[tuple[int, float, float]]:
+        """Cluster throughput of the last hour, for a chart: `(bucket_start_unix, bytes_written_per_s,
+        bytes_read_per_s)` per 10 s bucket, oldest first, without gaps, starting no earlier than this
+        NameNode did. Written counts every replica (a put of N bytes at replication 3 writes 3N);
+        read counts bytes DataNodes served to readers. From heartbeat counter deltas, so a bucket
+        shows bytes when heartbeats reported them (up to one heartbeat interval late); the last
+        bucket is the partial current one (its rate is over the seconds elapsed in it)."""
+        return self.throughput.history()
+
+    async def readiness(self) -> list[str]:
+        """Why this NameNode should not get traffic yet (empty: ready): safe mode, or a failing database."""
+        reasons = []
+        if self.safemode.on:
+            reasons.append(f"in safe mode ({self.safemode.state.value})")
+        try:
+            await asyncio.wait_for(self.db.read(lambda session: session.execute(text("SELECT 1"))), timeout=5.0)
+        except Exception as exc:
+            reasons.append(f"metadata database query failed: {type(exc).__name__}: {exc}")
+        return reasons
 
     def _report(self, session: Session) -> ClusterReport:
         nodes = self.datanodes.describe(session)
@@ -398,3 +458,7 @@ class NameNode:
 
     async def balancer_status(self) -> BalancerStatus:
         return await self.db.read(self.balancer.status)
+
+    async def recent_events(self, limit: int = 100, before_id: int | None = None) -> list[ClusterEvent]:
+        """Cluster events, newest first (older than `before_id` when paging)."""
+        return await self.db.read(partial(self.events.recent, limit=limit, before_id=before_id))

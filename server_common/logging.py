@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from server_common.request_id import RequestIdLogFilter
+
 
 def configure_logging(service: str, *, json: bool = False, level: str = "info") -> None:
     """Route structlog and stdlib logging to stderr, tagged with the service name."""
@@ -29,8 +31,12 @@ def configure_logging(service: str, *, json: bool = False, level: str = "info") 
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
-    # Client-library code running inside the servers (pipeline forwarding, copies) logs via stdlib.
-    logging.basicConfig(
-        level=numeric, stream=sys.stderr, format=f"%(asctime)s [%(levelname)s] {service} %(name)s: %(message)s"
+    # Client-library code running inside the servers (pipeline forwarding, copies) logs via stdlib,
+    # with the request id of the request it runs for (server_common.request_id).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s [%(levelname)s] {service} %(name)s: %(message)s%(request_suffix)s")
     )
+    handler.addFilter(RequestIdLogFilter())
+    logging.basicConfig(level=numeric, handlers=[handler])
     logging.getLogger("httpx").setLevel(logging.WARNING)

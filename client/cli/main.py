@@ -14,6 +14,7 @@ from client.cli.context import CliContext
 from client.cli.output import error
 from client.memory import tune_allocator
 from client.protocol.errors import DfsError
+from client.request_id import request_id
 
 app = typer.Typer(
     name="dfs",
@@ -45,6 +46,13 @@ def _global_options(
     ] = 30.0,
 ) -> None:
     ctx.obj = CliContext(namenode=namenode, user=user, retry_wait=retry_wait)
+    if ctx.invoked_subcommand not in _LONG_RUNNING:
+        # One request id for the whole command, so its calls can be found in every server's log.
+        ctx.with_resource(request_id())
+
+
+#: Commands that are servers or serve many operations: no single request id fits them.
+_LONG_RUNNING = {"namenode", "datanode", "cluster", "mount", "umount"}
 
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}

@@ -24,6 +24,7 @@ Routes (all under the NameNode base URL):
     POST /v1/namespace/report_bad_blocks ReportBadBlocksRequest -> Ack
     GET  /v1/cluster/info                                   -> ClusterInfo
     GET  /v1/cluster/report                                 -> ClusterReport
+    GET  /api/events?limit=&before=                         -> ClusterEvents
 """
 
 from __future__ import annotations
@@ -509,3 +510,57 @@ class BalancerStatus(WireModel):
     moves_in_flight: int
     bytes_moved: int
     message: str
+
+
+# --- cluster events (GET /api/events) -------------------------------------------------------
+
+
+class EventKind(StrEnum):
+    """What a cluster event records (docs/operations.md#events); new kinds may be added, so
+    readers should show an unknown kind as it is rather than refuse it."""
+
+    DATANODE_REGISTERED = "datanode_registered"
+    DATANODE_STALE = "datanode_stale"
+    DATANODE_DEAD = "datanode_dead"
+    DATANODE_LIVE = "datanode_live"
+    DECOMMISSION_STARTED = "decommission_started"
+    DECOMMISSION_FINISHED = "decommission_finished"
+    DATANODE_RECOMMISSIONED = "datanode_recommissioned"
+    REPLICATION_FINISHED = "replication_finished"
+    SAFE_MODE_ENTERED = "safe_mode_entered"
+    SAFE_MODE_LEFT = "safe_mode_left"
+    CORRUPT_REPLICA = "corrupt_replica"
+    MISSING_BLOCK = "missing_block"
+    MISSING_BLOCK_RECOVERED = "missing_block_recovered"
+    BALANCER_STARTED = "balancer_started"
+    BALANCER_STOPPED = "balancer_stopped"
+
+
+class EventSeverity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+#: Most events one `GET /api/events` returns.
+MAX_EVENTS_LIMIT = 1000
+
+
+class ClusterEvent(WireModel):
+    """Something that happened to the cluster, as the NameNode recorded it (newest has the highest id)."""
+
+    id: int
+    #: Unix time (seconds) the NameNode noticed it.
+    at: float
+    kind: str
+    severity: EventSeverity
+    message: str
+    datanode_id: str | None = None
+    path: str | None = None
+    block_id: int | None = None
+
+
+class ClusterEvents(WireModel):
+    """A page of events, newest first; pass the last one's id as `before` for the next page."""
+
+    events: list[ClusterEvent]

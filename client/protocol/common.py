@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +21,15 @@ HEADER_CLIENT_NAME = "X-DFS-Client"
 HEADER_REQUEST_ID = "X-Request-ID"
 HEADER_WRITE = "X-DFS-Write"
 HEADER_READ = "X-DFS-Read"
+
+#: What an `X-Request-ID` may be: servers replace anything else with an id of their own, so
+#: arbitrary caller text never reaches a log line.
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def is_valid_request_id(value: str) -> bool:
+    """1-64 characters of ``[A-Za-z0-9._-]`` (the form a server accepts and echoes)."""
+    return REQUEST_ID_PATTERN.fullmatch(value) is not None
 
 
 class WireModel(BaseModel):

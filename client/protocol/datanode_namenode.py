@@ -62,6 +62,10 @@ class HeartbeatRequest(WireModel):
     remaining: NonNegative
     active_transfers: NonNegative = 0
     failed_volumes: NonNegative = 0
+    #: Cumulative bytes received into replicas / served to readers since the DataNode started
+    #: (the NameNode charts cluster throughput from their deltas; 0 from older DataNodes).
+    bytes_received: NonNegative = 0
+    bytes_sent: NonNegative = 0
 
 
 class DeleteBlocksCommand(WireModel):

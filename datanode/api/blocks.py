@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import StreamingResponse
 
@@ -11,13 +13,16 @@ from client.protocol.common import HEADER_READ, HEADER_WRITE, MAX_INT64
 from client.protocol.data_transfer import (
     BLOCK_CHECKSUM_ROUTE,
     BlockChecksumResponse,
+    ReadBlockHeader,
     WriteBlockHeader,
     WriteBlockResponse,
     encode_header_model,
 )
-from client.protocol.errors import InvalidArgumentError
+from client.protocol.errors import DfsError, InvalidArgumentError
 from client.protocol.hadoop_checksum import BYTES_PER_CRC
 from datanode.service import DataNode
+
+log = structlog.get_logger(__name__)
 
 router = APIRouter(tags=["blocks"])
 
@@ -47,7 +52,22 @@ async def write_block(
     if header.block_id != block_id:
         raise InvalidArgumentError(f"{HEADER_WRITE} names block {header.block_id}, the URL block {block_id}")
     with datanode.transfer():
-        return await datanode.receiver.receive(header, request.stream())
+        try:
+            answer = await datanode.receiver.receive(header, request.stream())
+        except DfsError as exc:
+            log.warning("block write failed", block=block_id, stage=header.stage.value, code=exc.code.value)
+            raise
+    # One line per finished replica at info; the segments before it (8 MiB each) only at debug.
+    (log.info if header.final else log.debug)(
+        "block written" if header.final else "segment written",
+        block=block_id,
+        gen_stamp=header.gen_stamp,
+        stage=header.stage.value,
+        bytes=answer.length - header.offset,
+        length=answer.length,
+        downstream=len(header.downstream),
+    )
+    return answer
 
 
 @router.get("/v1/blocks/{block_id}")
@@ -61,10 +81,30 @@ async def read_block(
     """Stream verified packets of block[offset:offset+length] (widened to whole chunks)."""
     header, packets = await datanode.sender.open(block_id, gen_stamp, offset, length)
     return StreamingResponse(
-        datanode.counted(packets),
+        datanode.counted(_logged(header, packets)),
         media_type="application/octet-stream",
         headers={HEADER_READ: encode_header_model(header)},
     )
+
+
+async def _logged(header: ReadBlockHeader, packets: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The read's packets, then one line saying how it ended (a reader may stop early)."""
+    sent = 0
+    complete = False
+    try:
+        async for piece in packets:
+            sent += len(piece)
+            yield piece
+        complete = True
+    finally:
+        log.info(
+            "block read",
+            block=header.block_id,
+            offset=header.offset,
+            length=header.length,
+            sent_bytes=sent,
+            complete=complete,
+        )
 
 
 @router.get(BLOCK_CHECKSUM_ROUTE)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import queue
 import threading
 from collections.abc import Callable
@@ -38,6 +39,8 @@ MAX_ATTEMPTS = 5
 class _WriteItem:
     fn: Callable[[Session], Any]
     future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
+    #: The submitter's context variables (request id, log bindings), for lines `fn` logs.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
 
 def _configure_sqlite(engine: Engine, *, begin: str) -> None:
@@ -89,6 +92,11 @@ class Database:
             _configure_sqlite(engine, begin="BEGIN IMMEDIATE" if writer else "BEGIN")
         return engine
 
+    @property
+    def engines(self) -> tuple[Engine, Engine]:
+        """The reader and the writer engine (for instrumentation such as query timing)."""
+        return self.engine, self._write_engine
+
     # --- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -127,7 +135,8 @@ class Database:
     async def read(self, fn: Callable[[Session], T]) -> T:
         """Run a read-only function in one consistent transaction on the reader pool."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._readers, self.read_sync, fn)
+        # In the caller's context, so lines `fn` logs carry its request id.
+        return await loop.run_in_executor(self._readers, contextvars.copy_context().run, self.read_sync, fn)
 
     def read_sync(self, fn: Callable[[Session], T]) -> T:
         for attempt in range(MAX_ATTEMPTS):
@@ -201,7 +210,7 @@ class Database:
         with self._write_sessions() as session:
             if len(batch) == 1:
                 try:
-                    outcomes.append((batch[0].fn(session), None))
+                    outcomes.append((batch[0].context.run(batch[0].fn, session), None))
                 except DBAPIError:
                     raise
                 except Exception as exc:
@@ -211,7 +220,7 @@ class Database:
                 for item in batch:
                     savepoint = session.begin_nested()
                     try:
-                        outcomes.append((item.fn(session), None))
+                        outcomes.append((item.context.run(item.fn, session), None))
                         savepoint.commit()
                     except Exception as exc:
                         savepoint.rollback()

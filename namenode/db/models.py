@@ -196,3 +196,25 @@ class PendingTruncation(Base):
     old_gen_stamp: Mapped[int]
     old_length: Mapped[int]
     started_at: Mapped[float] = mapped_column(Float)
+
+
+class Event(Base):
+    """A cluster event for operators (node joined or died, safe mode, corruption...), newest last.
+
+    No foreign keys: an event outlives the block, file or DataNode it names. Bounded to the
+    newest few thousand by pruning on id (namenode.events)."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        Index(None, "at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Float)
+    kind: Mapped[str] = mapped_column(String(32))
+    severity: Mapped[str] = mapped_column(String(8))
+    message: Mapped[str] = mapped_column(String(1024))
+    datanode_id: Mapped[str | None] = mapped_column(String(64))
+    path: Mapped[str | None] = mapped_column(String(4096))
+    block_id: Mapped[int | None] = mapped_column(BigInteger)
