@@ -16,6 +16,7 @@ from datanode.config import DataNodeSettings
 from datanode.metrics import DataNodeCollector
 from datanode.service import DataNode
 from datanode.status import describe
+from datanode.web import pages
 from server_common.errors import install_error_handlers
 from server_common.metrics import install_metrics
 from server_common.request_id import install_request_ids
@@ -48,6 +49,7 @@ def create_app(settings: DataNodeSettings, advertise_url: str) -> FastAPI:
     install_metrics(app, "dfs_datanode").register(DataNodeCollector(datanode))
     app.include_router(blocks.router)
     app.include_router(webhdfs.router)
+    app.include_router(pages.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -18,6 +18,7 @@ from namenode.db import schema
 from namenode.db.database import Database
 from namenode.metrics import NameNodeMetrics
 from namenode.service import NameNode
+from namenode.web import pages
 from server_common.errors import install_error_handlers
 from server_common.metrics import install_metrics
 from server_common.request_id import install_request_ids
@@ -65,6 +66,7 @@ def create_app(settings: NameNodeSettings, clock: Callable[[], float] = time.tim
     app.include_router(admin.router)
     app.include_router(webhdfs.router)
     app.include_router(events.router)
+    app.include_router(pages.router)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

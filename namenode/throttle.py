@@ -10,7 +10,11 @@ more than the rate, which keeps recovery traffic near the configured budget.
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
+
+#: How far back `recent_rate` looks: long enough to smooth over heartbeat-sized handouts.
+RATE_WINDOW_S = 60.0
 
 
 class TokenBucket:
@@ -22,6 +26,7 @@ class TokenBucket:
     ) -> None:
         self.clock = clock
         self.burst_s = burst_s
+        self._handed_out: deque[tuple[float, int]] = deque()
         self.set_rate(rate_bytes_per_s)
 
     def set_rate(self, rate_bytes_per_s: float) -> None:
@@ -42,10 +47,24 @@ class TokenBucket:
 
     def try_take(self, amount: int) -> bool:
         """Spend `amount` bytes if the budget allows now; False means: wait for a later heartbeat."""
-        if self.unlimited:
-            return True
-        self._refill()
-        if self._tokens <= 0:
-            return False
-        self._tokens -= amount  # may go negative: a big block borrows from the future
+        if not self.unlimited:
+            self._refill()
+            if self._tokens <= 0:
+                return False
+            self._tokens -= amount  # may go negative: a big block borrows from the future
+        self._remember(amount)
         return True
+
+    def recent_rate(self) -> float:
+        """Bytes per second handed out over the last `RATE_WINDOW_S` (what the status page shows)."""
+        self._forget_old(self.clock())
+        return sum(amount for _, amount in self._handed_out) / RATE_WINDOW_S
+
+    def _remember(self, amount: int) -> None:
+        now = self.clock()
+        self._handed_out.append((now, amount))
+        self._forget_old(now)
+
+    def _forget_old(self, now: float) -> None:
+        while self._handed_out and self._handed_out[0][0] < now - RATE_WINDOW_S:
+            self._handed_out.popleft()

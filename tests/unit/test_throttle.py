@@ -51,3 +51,19 @@ def test_bytes_handed_out_stay_within_rate_times_time_plus_one_burst_and_one_ite
         # Anything handed out was covered by tokens earned so far, plus the burst, plus the one
         # item that may borrow.
         assert handed <= rate * clock.now + bucket.burst + size
+
+
+def test_recent_rate_counts_what_was_handed_out_in_the_last_window() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(0, 1.0, clock)  # unlimited: handouts are still counted
+    assert bucket.recent_rate() == 0
+    bucket.try_take(30_000_000)
+    clock.now = 30.0
+    bucket.try_take(30_000_000)
+    assert bucket.recent_rate() == 60_000_000 / 60
+    clock.now = 61.0  # the first handout left the window
+    assert bucket.recent_rate() == 30_000_000 / 60
+    refused = TokenBucket(1000, 1.0, clock)
+    refused.try_take(5000)
+    assert not refused.try_take(1)  # a refused take is not traffic
+    assert refused.recent_rate() == 5000 / 60

@@ -1,0 +1,1 @@
+"""The DataNode's own status page (HTML at `/`) and its JSON twin (`/api/status`)."""

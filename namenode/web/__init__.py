@@ -1,0 +1,1 @@
+"""The NameNode's operator pages (HTML at `/`) and their JSON twins (`/api/...`)."""
