@@ -24,9 +24,13 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture()
 def browser() -> Iterator[Browser]:
-    """One Chromium for the session; skipped where there is none, unless DFS_REQUIRE_BROWSER=1."""
+    """A Chromium per test; skipped where there is none, unless DFS_REQUIRE_BROWSER=1.
+
+    Per test, not per session: Playwright's sync API runs an asyncio loop in this thread while
+    it is started, and every other test that calls `asyncio.run` would fail under it.
+    """
     if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
         if os.environ.get("DFS_REQUIRE_BROWSER") == "1":
             pytest.fail(f"DFS_REQUIRE_BROWSER=1 but {CHROMIUM} is missing (apt-get install chromium)")
