@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from client import AsyncDFSClient
-from client.file_reader import DfsInputStream
 from client.protocol.client_namenode import ClusterEvent, ClusterEvents, EventKind
 from client.protocol.status import StatusRoutes
 from tests.conftest import BACKENDS
+from tests.faults import flip_byte, read_with_replica_first
 from tests.minicluster import MiniCluster, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -104,28 +101,6 @@ def test_a_dead_node_and_its_repair_are_recorded(make_cluster: Callable[..., Min
 
     cluster.restart_datanode(victim)
     wait_for_event(cluster, EventKind.DATANODE_LIVE, lambda e: e.datanode_id == victim_id and e.id > dead.id)
-
-
-def flip_byte(path: Path, offset: int) -> None:
-    with path.open("r+b") as handle:
-        handle.seek(offset)
-        original = handle.read(1)
-        handle.seek(offset)
-        handle.write(bytes([original[0] ^ 0xFF]))
-
-
-def read_with_replica_first(cluster: MiniCluster, path: str, datanode_id: str) -> bytes:
-    async def scenario() -> bytes:
-        async with AsyncDFSClient(cluster.url) as fs:
-            located = await fs.block_locations(path)
-            blocks = [
-                b.model_copy(update={"locations": sorted(b.locations, key=lambda n: n.id != datanode_id)})
-                for b in located.blocks
-            ]
-            async with DfsInputStream(fs.rpc, fs.http, path, located.model_copy(update={"blocks": blocks})) as stream:
-                return await stream.read()
-
-    return asyncio.run(scenario())
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
 
-from client import AsyncDFSClient
 from client.block_io import read_block
-from client.file_reader import DfsInputStream
 from client.protocol.client_namenode import DatanodeState
 from client.protocol.errors import ChecksumMismatchError
 from tests.conftest import BACKENDS
+from tests.faults import flip_byte, read_with_replica_first
 from tests.minicluster import MiniCluster, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -82,31 +80,6 @@ def test_dead_datanode_blocks_are_re_replicated(make_cluster: Callable[..., Mini
     alive = [node for node in cluster.datanodes if node.alive]
     for block_id in block_ids:
         assert len({n.name for n in alive if cluster.replica_file(n, block_id)}) >= 3
-
-
-def flip_byte(path: Path, offset: int) -> None:
-    with path.open("r+b") as handle:
-        handle.seek(offset)
-        original = handle.read(1)
-        handle.seek(offset)
-        handle.write(bytes([original[0] ^ 0xFF]))
-
-
-def read_with_replica_first(cluster: MiniCluster, path: str, datanode_id: str) -> bytes:
-    """Read a whole file, trying `datanode_id` first for every block it holds."""
-
-    async def scenario() -> bytes:
-        async with AsyncDFSClient(cluster.url) as fs:
-            located = await fs.block_locations(path)
-            blocks = [
-                block.model_copy(update={"locations": sorted(block.locations, key=lambda n: n.id != datanode_id)})
-                for block in located.blocks
-            ]
-            stream = DfsInputStream(fs.rpc, fs.http, path, located.model_copy(update={"blocks": blocks}))
-            async with stream:
-                return await stream.read()
-
-    return asyncio.run(scenario())
 
 
 def test_corrupt_replica_is_detected_and_replaced(healthy_cluster: MiniCluster, remote_dir: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,19 +21,12 @@ from client.protocol.errors import (
     ReplicaNotFoundError,
 )
 from client.protocol.hadoop_checksum import EMPTY_FILE_CHECKSUM, FileChecksum, block_checksum, file_checksum_of
+from tests.faults import flip_byte
 from tests.minicluster import MiniCluster, free_port, wait_until
 
 pytestmark = pytest.mark.cluster
 
 BLOCK = 1024 * 1024
-
-
-def flip_byte(path: Path, offset: int) -> None:
-    with path.open("r+b") as handle:
-        handle.seek(offset)
-        original = handle.read(1)
-        handle.seek(offset)
-        handle.write(bytes([original[0] ^ 0xFF]))
 
 
 def test_multi_block_checksum_equals_the_local_reference(cluster: MiniCluster, remote_dir: str) -> None:

@@ -15,7 +15,7 @@ from client.block_io import read_block
 from client.local_cluster import NodeProcess
 from client.protocol.client_namenode import AdminRoutes, Routes
 from client.protocol.errors import ChecksumMismatchError
-from tests.cluster.test_failures import flip_byte
+from tests.faults import flip_byte
 from tests.minicluster import MiniCluster, wait_until
 
 pytestmark = pytest.mark.cluster
