@@ -110,7 +110,9 @@ class Replicator:
                 ahead = sent / rate - (loop.time() - started)
                 if ahead > 0:
                     await asyncio.sleep(ahead)
-            yield encode_packet_prefix(start, len(data), digests)
-            yield data
+            # Counted as handed to the transport: a generator resumed only on the next pull would
+            # count the last packet after the target had already reported the replica.
             sent += len(data)
             self.bytes_sent += len(data)
+            yield encode_packet_prefix(start, len(data), digests)
+            yield data
