@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -114,7 +115,7 @@ async def browse_root() -> RedirectResponse:
 
 @router.get("/browse/{raw_path:path}", response_class=HTMLResponse, include_in_schema=False)
 async def browse_page(request: Request, raw_path: str, namenode: NameNodeDep, after: AfterQuery = "") -> Response:
-    json_url = StatusRoutes.BROWSE + "/" + raw_path
+    json_url = StatusRoutes.BROWSE + quote("/" + raw_path)
     try:
         path = _browse_path(raw_path)
         data = await views.browse(namenode, path, after)

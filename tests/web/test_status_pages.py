@@ -128,6 +128,8 @@ def test_bad_paths_get_an_error_page_not_a_traceback(cluster: MiniCluster, page:
     assert "FILE_NOT_FOUND" in page.locator("#error").inner_text()
     assert httpx.get(cluster.url + "/api/browse/no/such/file").json()["code"] == "FILE_NOT_FOUND"
     assert httpx.get(cluster.url + "/api/datanodes?sort=nonsense").status_code == 400
+    malformed = httpx.get(cluster.url + "/browse/a//b")  # an empty path component
+    assert malformed.status_code == 400 and "INVALID_PATH" in malformed.text and "Traceback" not in malformed.text
 
 
 def node_state(page: Page, url: str, node_id: str) -> str:
