@@ -13,6 +13,12 @@ ROOT = "/"
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
 MAX_DEPTH = 1000
+#: What an API document says a path looks like (absolute, no empty components, no NUL). Necessary,
+#: not sufficient: `validate_path` also refuses '.' and '..' components and over-long names.
+PATH_PATTERN = r"^/([^/\x00]+(/[^/\x00]+)*)?$"
+#: The JSON schema of a path in API documents. A path has at most as many characters as bytes; the
+#: server's own bound on a parameter may be looser, so a longer path gets INVALID_PATH naming the limit.
+PATH_JSON_SCHEMA: dict[str, str | int] = {"pattern": PATH_PATTERN, "maxLength": MAX_PATH_BYTES}
 
 
 def validate_path(path: str) -> str:

@@ -6,6 +6,8 @@ and an operator reading the page see the same numbers.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import Field
 
 from client.protocol.client_namenode import (
@@ -113,3 +115,16 @@ class ThroughputSample(WireModel):
 
 class ThroughputHistory(WireModel):
     samples: list[ThroughputSample]
+
+
+class Readiness(WireModel):
+    """`/readyz` on either server: 200 `ready`, or 503 `not ready` with the reasons (for probes)."""
+
+    status: str
+    reasons: list[str] = []
+
+
+#: How `/readyz` documents its 503 (the body is a `Readiness`, not an error body).
+NOT_READY_RESPONSE: dict[int | str, dict[str, Any]] = {
+    503: {"model": Readiness, "description": "Not ready; the reasons say why."}
+}
