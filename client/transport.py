@@ -8,6 +8,7 @@ become protocol errors in exactly one place: `error_from_transport` and `raise_f
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
 import httpx
@@ -20,6 +21,7 @@ from client.protocol.errors import (
     error_from_response,
 )
 from client.request_id import stamp_request
+from client.tls import client_ssl_context, describe_tls_failure
 
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=60.0, pool=60.0)
 
@@ -30,11 +32,16 @@ def make_http_client(
     transport: httpx.AsyncBaseTransport | None = None,
     headers: dict[str, str] | None = None,
     max_connections: int = 256,
+    verify: ssl.SSLContext | None = None,
 ) -> httpx.AsyncClient:
     """An AsyncClient tuned for the data path: many keep-alive connections, no redirects.
 
-    Every request carries the current request id as `X-Request-ID` (client.request_id)."""
+    Every request carries the current request id as `X-Request-ID` (client.request_id).
+    `verify` is the trust for https URLs (client.tls.client_ssl_context); None: the system
+    trust store. It is passed explicitly because `trust_env=False` keeps httpx from reading
+    SSL_CERT_FILE (and proxy variables: the data path never goes through a proxy)."""
     return httpx.AsyncClient(
+        verify=verify if verify is not None else client_ssl_context(),
         timeout=timeout,
         event_hooks={"request": [stamp_request]},
         transport=transport,
@@ -50,7 +57,10 @@ def error_from_transport(exc: httpx.HTTPError, target: str) -> DfsError:
     if isinstance(exc, httpx.TimeoutException):
         return DfsTimeoutError(f"{target} did not answer in time ({type(exc).__name__})")
     if isinstance(exc, httpx.TransportError):
-        detail = str(exc) or type(exc).__name__
+        detail = describe_tls_failure(exc) or str(exc) or type(exc).__name__
+        if isinstance(exc, httpx.RemoteProtocolError) and target.startswith("http://"):
+            # What a TLS-only server does to a plain HTTP request: hang up without a word.
+            detail += " (if the server uses TLS, use an https:// URL)"
         return UnavailableError(f"cannot reach {target}: {detail}")
     return ProtocolError(f"bad exchange with {target}: {exc}")
 
@@ -65,4 +75,4 @@ async def raise_for_error(response: httpx.Response) -> None:
         payload = json.loads(body) if body else None
     except ValueError:
         payload = body[:300].decode("utf-8", "replace")
-    raise error_from_response(response.status_code, payload)
+    raise error_from_response(response.status_code, payload, response.headers.get("Retry-After"))

@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -33,11 +34,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def base_url(host: str, port: int) -> str:
+def base_url(host: str, port: int, *, tls: bool = False) -> str:
     shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
     if ":" in shown:
         shown = f"[{shown}]"
-    return f"http://{shown}:{port}"
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -71,8 +72,10 @@ def run_app(
     port: int,
     port_file: Path | None = None,
     on_ready: Callable[[str], None] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
-    """Bind, build the app for the bound port, serve until SIGINT/SIGTERM."""
+    """Bind, build the app for the bound port, serve until SIGINT/SIGTERM (over TLS with
+    `ssl_context`, from server_common.tls, which then serves https only)."""
     tune_allocator()
     if os.environ.get("DFS_EXIT_WITH_PARENT") == "1":
         watch_parent()
@@ -88,9 +91,10 @@ def run_app(
         lifespan="on",
         timeout_keep_alive=30,
         timeout_graceful_shutdown=5,
+        ssl_context_factory=None if ssl_context is None else lambda _config, _default: ssl_context,
     )
     server = uvicorn.Server(config)
-    url = base_url(host, bound_port)
+    url = base_url(host, bound_port, tls=ssl_context is not None)
 
     async def main() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
