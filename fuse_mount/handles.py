@@ -25,6 +25,8 @@ class Handle:
     file: OpenFile
     reader: HandleReader
     writable: bool
+    #: Who opened it (client.identity): its reads and writes act as them, wherever they come from.
+    user: str | None = None
     released: bool = field(default=False)
 
 
@@ -39,13 +41,13 @@ class HandleTable:
         self._files: dict[str, OpenFile] = {}
         self._numbers = itertools.count(1)
 
-    def open(self, path: str, status: FileStatus, *, writable: bool) -> tuple[int, Handle]:
+    def open(self, path: str, status: FileStatus, *, writable: bool, user: str | None = None) -> tuple[int, Handle]:
         with self._lock:
             file = self._files.get(path)
             if file is None:
                 file = self._files[path] = OpenFile(self.fs, path, status, self.spool_dir)
             file.handles += 1
-            handle = Handle(file, HandleReader(self.fs), writable)
+            handle = Handle(file, HandleReader(self.fs), writable, user)
             number = next(self._numbers)
             self._handles[number] = handle
             return number, handle

@@ -6,6 +6,11 @@ The mount's own changes invalidate what they touch at once (the path, its parent
 listing, and for a rename or recursive delete everything under it).
 Absent paths are cached too (negative entries): programs probe for files that are not
 there (`.git`, lock files, shell completion) far more often than one would think.
+
+On a mount shared by several local users (allow_other) each acting user has a cache of
+their own (`UserScopedCache`): what the NameNode showed one user (a listing, a status
+behind a directory only they may enter) is never served to another; a change
+invalidates every user's view.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from client import FileStatus
+from client.identity import acting_user
 from client.protocol import paths
 
 Clock = Callable[[], float]
@@ -120,3 +126,51 @@ class MetadataCache:
         if len(self._statuses) >= self._max_entries:
             self._statuses.clear()
             self._listings.clear()
+
+
+class UserScopedCache:
+    """One `MetadataCache` per acting user (client.identity), with the same methods.
+
+    Lookups use the current user's cache; invalidation reaches every user's, since a change
+    made by one is seen by all. Beyond `max_users` the oldest user's cache is dropped."""
+
+    def __init__(self, ttl: float, clock: Clock = time.monotonic, max_users: int = 16) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._max_users = max_users
+        self._lock = threading.Lock()
+        self._caches: dict[str | None, MetadataCache] = {}
+
+    def _mine(self) -> MetadataCache:
+        user = acting_user()
+        with self._lock:
+            cache = self._caches.get(user)
+            if cache is None:
+                if len(self._caches) >= self._max_users:
+                    del self._caches[next(iter(self._caches))]  # insertion order: the oldest
+                cache = self._caches[user] = MetadataCache(self.ttl, self._clock)
+            return cache
+
+    def _all(self) -> list[MetadataCache]:
+        with self._lock:
+            return list(self._caches.values())
+
+    def lookup(self, path: str) -> tuple[bool, FileStatus | None]:
+        return self._mine().lookup(path)
+
+    def remember(self, path: str, status: FileStatus | None) -> None:
+        self._mine().remember(path, status)
+
+    def listing(self, directory: str) -> list[FileStatus] | None:
+        return self._mine().listing(directory)
+
+    def remember_listing(self, directory: str, entries: list[FileStatus]) -> None:
+        self._mine().remember_listing(directory, entries)
+
+    def invalidate(self, path: str, *, subtree: bool = False) -> None:
+        for cache in self._all():
+            cache.invalidate(path, subtree=subtree)
+
+    def clear(self) -> None:
+        for cache in self._all():
+            cache.clear()

@@ -36,6 +36,10 @@ class MountError(Exception):
 class MountOptions:
     namenode: str | None = None
     user: str | None = None
+    #: A user token (token mode); None: $DFS_TOKEN / $DFS_TOKEN_FILE.
+    token: str | None = None
+    #: CA bundle for an https cluster; None: $DFS_CA_FILE, else the system trust store.
+    ca_file: Path | None = None
     read_only: bool = False
     allow_other: bool = False
     cache_ttl: float = 1.0
@@ -107,7 +111,14 @@ def run_mount(mountpoint: Path, options: MountOptions) -> None:
     from client import DFSClient
     from fuse_mount.operations import DfsOperations
 
-    fs = DFSClient(options.namenode, user=options.user, retry_wait=options.retry_wait)
+    fs = DFSClient(
+        options.namenode,
+        user=options.user,
+        umask=0,  # the kernel already applied the calling process's umask to every mode we get
+        retry_wait=options.retry_wait,
+        token=options.token,
+        ca_file=options.ca_file,
+    )
     try:
         fs.info()  # a NameNode that is not there is an error now, not an EIO on every call
         operations = DfsOperations(

@@ -20,11 +20,12 @@ from typing import Any, ParamSpec, TypeVar
 import httpx
 
 from client import DFSClient, FileStatus
+from client.identity import acting_as, acting_user
 from client.protocol import paths
 from client.protocol.errors import DfsFileExistsError, DfsFileNotFoundError
 from fuse_mount.attributes import group_name, owner_name, stat_result
 from fuse_mount.handles import HandleTable
-from fuse_mount.metadata_cache import MetadataCache
+from fuse_mount.metadata_cache import UserScopedCache
 from fuse_mount.writing import OpenFile
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,15 @@ FRAGMENT = 4096
 
 
 def _errors_as_errno(method: Callable[P, T]) -> Callable[P, T]:
-    """OSErrors pass through with their errno; transport failures are EIO; bugs are logged, then EIO."""
+    """Run one FUSE call as the calling process's user; OSErrors pass through with their errno
+    (a NameNode refusal is EACCES); transport failures are EIO; bugs are logged, then EIO."""
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        operations = args[0] if args else None
         try:
-            return method(*args, **kwargs)
+            with acting_as(operations.caller_user() if isinstance(operations, DfsOperations) else None):
+                return method(*args, **kwargs)
         except OSError:
             raise
         except httpx.HTTPError as exc:
@@ -91,7 +95,7 @@ class DfsOperations:
         self.caller = caller
         self.cache_ttl = cache_ttl
         self.read_only = read_only
-        self.cache = MetadataCache(cache_ttl)
+        self.cache = UserScopedCache(cache_ttl)
         self.table = HandleTable(fs, spool_dir)
         self._statfs: tuple[float, dict[str, int]] | None = None
         self._statfs_lock = threading.Lock()
@@ -188,19 +192,21 @@ class DfsOperations:
         if self.read_only:
             raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    def _give_to_caller(self, path: str) -> FileStatus | None:
-        """On a mount shared with other local users (allow_other), new entries belong to their creator."""
-        uid, gid, _pid = self.caller()
-        if uid in (self._own_uid, 0) or uid < 0:
+    def caller_user(self) -> str | None:
+        """The DFS user the calling process acts as (allow_other mounts): its local user name, or
+        its uid without one; None (the mount's own user) for the mount's own uid and for requests
+        the kernel makes by itself. New entries are thereby the caller's, and the NameNode checks
+        the caller's permissions. In token mode the token decides instead (client.identity)."""
+        uid, _gid, pid = self.caller()
+        if uid < 0 or pid <= 0 or uid == self._own_uid:
             return None
-        return self.fs.set_owner(path, owner_name(uid), group_name(gid))
+        return owner_name(uid)
 
     @_errors_as_errno
     def mkdir(self, path: str, mode: int) -> int:
         self._writable()
         path = _check_path(path)
         self.fs.mkdirs(path, mode & 0o7777, parents=False)
-        self._give_to_caller(path)
         self.cache.invalidate(path)
         return 0
 
@@ -318,10 +324,8 @@ class DfsOperations:
             return self.open(path, flags)  # created meanwhile by another client: open it as it is
         finally:
             self.cache.invalidate(path)
-        number, handle = self.table.open(path, stream.status, writable=True)
+        number, handle = self.table.open(path, stream.status, writable=True, user=acting_user())
         handle.file.adopt_writer(stream)
-        if (status := self._give_to_caller(path)) is not None:
-            handle.file.status = status
         return number
 
     @_errors_as_errno
@@ -333,7 +337,13 @@ class DfsOperations:
         status = self._status(path)
         if status.is_dir:
             raise OSError(errno.EISDIR, os.strerror(errno.EISDIR), path)
-        number, handle = self.table.open(path, status, writable=writable)
+        number, handle = self.table.open(path, status, writable=writable, user=acting_user())
+        if not writable and not handle.file.dirty:
+            try:
+                handle.reader.start(path, handle.file.version)  # EACCES here, not at the first read
+            except BaseException:
+                self.release(path, number)
+                raise
         if flags & os.O_TRUNC:
             try:
                 handle.file.truncate(0)
@@ -350,14 +360,16 @@ class DfsOperations:
         local = file.read_local(size, offset)
         if local is not None:
             return local
-        return handle.reader.read(file.path, size, offset, file.version)
+        with acting_as(handle.user):  # a descriptor keeps its opener's rights (POSIX)
+            return handle.reader.read(file.path, size, offset, file.version)
 
     @_errors_as_errno
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         handle = self.table.get(fh)
         if not handle.writable:
             raise OSError(errno.EBADF, "file not open for writing")
-        return handle.file.write(data, offset)
+        with acting_as(handle.user):
+            return handle.file.write(data, offset)
 
     @_errors_as_errno
     def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
@@ -389,7 +401,8 @@ class DfsOperations:
         handle = self.table.get(fh)
         if handle.writable:
             try:
-                handle.file.sync()
+                with acting_as(handle.user):
+                    handle.file.sync()
             finally:
                 self.cache.invalidate(handle.file.path)
         return 0
@@ -400,8 +413,13 @@ class DfsOperations:
 
     @_errors_as_errno
     def release(self, path: str, fh: int) -> int:
+        try:
+            user = self.table.get(fh).user  # the kernel may release on its own: act as the opener
+        except OSError:
+            return 0  # released already
         file = self.table.release(fh)
         if file is not None:
-            file.release()
+            with acting_as(user):
+                file.release()
             self.cache.invalidate(file.path)
         return 0

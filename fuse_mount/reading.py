@@ -97,6 +97,14 @@ class HandleReader:
             self._window.add(offset, data)
             return data
 
+    def start(self, path: str, version: int) -> None:
+        """Open the stream now (at open(2)), not at the first read: the NameNode decides then
+        whether the caller may read, even when the kernel would serve cached pages."""
+        with self._lock:
+            self._reset()
+            self._stream = self.fs.run(self.fs.aio.open(path))
+            self._version, self._path = version, path
+
     def close(self) -> None:
         with self._lock:
             self._reset()

@@ -15,7 +15,8 @@ from client.protocol.common import DatanodeRef, ExtendedBlock
 from client.protocol.errors import DfsIsADirectoryError, InvalidArgumentError
 from namenode.datanode_manager import DatanodeManager
 from namenode.db.models import Block, Datanode, Replica
-from namenode.inodes import resolve
+from namenode.inodes import resolve_checked
+from namenode.permissions import FsAction, PermissionChecker
 from namenode.states import BLOCK_UC, BLOCK_UNDER_RECOVERY, REPLICA_FINALIZED
 from namenode.truncation import uncut_versions
 
@@ -34,11 +35,13 @@ class BlockLocator:
         self.clock = clock
         self.rng = rng or random.Random()
 
-    def locations(self, session: Session, path: str, offset: int, length: int | None) -> LocatedBlocks:
-        """Blocks overlapping [offset, offset + length) of the readable part of a file."""
+    def locations(
+        self, session: Session, path: str, offset: int, length: int | None, checker: PermissionChecker
+    ) -> LocatedBlocks:
+        """Blocks overlapping [offset, offset + length) of the readable part of a file (r needed)."""
         if offset < 0 or (length is not None and length < 0):
             raise InvalidArgumentError("offset and length must not be negative", path=path)
-        inode = resolve(session, path)
+        inode = resolve_checked(session, path, checker, access=FsAction.READ)
         if inode.is_dir:
             raise DfsIsADirectoryError(f"{path} is a directory", path=path)
         end = inode.length if length is None else min(inode.length, offset + length)

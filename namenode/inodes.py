@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session, aliased
 
 from client.protocol import paths
 from client.protocol.client_namenode import FileStatus, FileType
 from client.protocol.errors import DfsFileNotFoundError, DfsNotADirectoryError
 from namenode.db.models import ROOT_INODE_ID, Inode
+from namenode.permissions import FsAction, PermissionChecker, SubtreeDirectory
 
 
 def lookup_child(session: Session, parent_id: int, name: str) -> Inode | None:
@@ -23,21 +24,101 @@ def root(session: Session) -> Inode:
     return inode
 
 
-def resolve_chain(session: Session, path: str) -> list[Inode]:
-    """Every inode from the root down to `path` (inclusive); raises if any is missing."""
-    paths.validate_path(path)
+def resolve_prefix(session: Session, path: str) -> list[Inode]:
+    """The inodes of `path` from the root down, as far as they exist (stopping after a file):
+    permission checks need the existing part of a path that may not exist (yet)."""
     chain = [root(session)]
-    walked = ""
     for name in paths.split(path):
         current = chain[-1]
         if not current.is_dir:
-            raise DfsNotADirectoryError(f"{walked or '/'} is not a directory", path=path)
+            break
         child = lookup_child(session, current.id, name)
-        walked = f"{walked}/{name}"
         if child is None:
-            raise DfsFileNotFoundError(f"File does not exist: {path}", path=path)
+            break
         chain.append(child)
     return chain
+
+
+def complete_chain(chain: list[Inode], path: str) -> list[Inode]:
+    """`chain` (from `resolve_prefix`) if it reaches `path`; else why not (FileNotFound / NotADirectory)."""
+    names = paths.split(path)
+    if len(chain) == len(names) + 1:
+        return chain
+    if not chain[-1].is_dir:
+        raise DfsNotADirectoryError(f"/{'/'.join(names[: len(chain) - 1])} is not a directory", path=path)
+    raise DfsFileNotFoundError(f"File does not exist: {path}", path=path)
+
+
+def resolve_chain(session: Session, path: str) -> list[Inode]:
+    """Every inode from the root down to `path` (inclusive); raises if any is missing."""
+    paths.validate_path(path)
+    return complete_chain(resolve_prefix(session, path), path)
+
+
+def resolve_checked(
+    session: Session,
+    path: str,
+    checker: PermissionChecker,
+    *,
+    ancestor: FsAction | None = None,
+    parent: FsAction | None = None,
+    access: FsAction | None = None,
+) -> Inode:
+    """The inode at `path` once `checker` allows the access (traversal always; see
+    `PermissionChecker.check_path` for `ancestor`, `parent` and `access`)."""
+    chain = checked_prefix(session, path, checker, ancestor=ancestor, parent=parent, access=access)
+    return complete_chain(chain, path)[-1]
+
+
+def checked_prefix(
+    session: Session,
+    path: str,
+    checker: PermissionChecker,
+    *,
+    ancestor: FsAction | None = None,
+    parent: FsAction | None = None,
+    access: FsAction | None = None,
+) -> list[Inode]:
+    """`resolve_prefix` once `checker` allows the access: for paths that may not exist (yet)."""
+    paths.validate_path(path)
+    chain = resolve_prefix(session, path)
+    checker.check_path(path, chain, ancestor=ancestor, parent=parent, access=access)
+    return chain
+
+
+def subtree_directories(session: Session, top: Inode, path: str) -> list[SubtreeDirectory]:
+    """Every directory under (and including) `top`, found at `path`, with whether it has entries:
+    one recursive query, for checks that cover a whole subtree (recursive delete, summaries)."""
+    tree = (
+        select(Inode.id, Inode.parent_id, Inode.name, Inode.owner, Inode.group.label("owner_group"), Inode.mode)
+        .where(Inode.id == top.id)
+        .cte("subtree_dirs", recursive=True)
+    )
+    tree = tree.union_all(
+        select(Inode.id, Inode.parent_id, Inode.name, Inode.owner, Inode.group, Inode.mode).where(
+            Inode.parent_id == tree.c.id, Inode.is_dir
+        )
+    )
+    child = aliased(Inode)
+    has_children = exists().where(child.parent_id == tree.c.id).label("has_children")
+    rows = session.execute(
+        select(tree.c.id, tree.c.parent_id, tree.c.name, tree.c.owner, tree.c.owner_group, tree.c.mode, has_children)
+    ).all()
+    # Paths are rebuilt here rather than concatenated in SQL (collations and types differ by backend);
+    # iteratively, since a subtree may be deeper than Python's recursion limit.
+    found = {row[0]: row for row in rows}
+    where: dict[int, str] = {top.id: path}
+    for inode_id in found:
+        pending: list[int] = []
+        while inode_id not in where:
+            pending.append(inode_id)
+            inode_id = found[inode_id][1]
+        for unnamed in reversed(pending):
+            where[unnamed] = paths.join(where[found[unnamed][1]], found[unnamed][2])
+    return sorted(
+        (SubtreeDirectory(where[row[0]], row[3], row[4], row[5], bool(row[6])) for row in rows),
+        key=lambda directory: directory.path,
+    )
 
 
 def resolve(session: Session, path: str) -> Inode:

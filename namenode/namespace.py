@@ -43,8 +43,19 @@ from client.protocol.errors import (
 from namenode.block_manager import BlockManager
 from namenode.config import NameNodeSettings
 from namenode.db.models import Block, Inode
-from namenode.inodes import child_counts, lookup_child, resolve, resolve_chain, resolve_parent, root, to_status
+from namenode.inodes import (
+    checked_prefix,
+    child_counts,
+    complete_chain,
+    lookup_child,
+    resolve_checked,
+    resolve_parent,
+    resolve_prefix,
+    subtree_directories,
+    to_status,
+)
 from namenode.leases import LeaseManager
+from namenode.permissions import FsAction, PermissionChecker
 from namenode.states import BLOCK_UC
 from namenode.work_queues import enqueue_blocks
 
@@ -67,16 +78,18 @@ class Namespace:
 
     # --- reads -----------------------------------------------------------------------------
 
-    def stat(self, session: Session, path: str) -> FileStatus:
-        inode = resolve(session, path)
+    def stat(self, session: Session, path: str, checker: PermissionChecker) -> FileStatus:
+        inode = resolve_checked(session, path, checker)
         children = child_counts(session, [inode.id]).get(inode.id, 0) if inode.is_dir else 0
         return to_status(inode, path, children)
 
-    def list_dir(self, session: Session, path: str, start_after: str, limit: int) -> DirectoryListing:
+    def list_dir(
+        self, session: Session, path: str, start_after: str, limit: int, checker: PermissionChecker
+    ) -> DirectoryListing:
         """One page of entries after `start_after`, in byte order of names."""
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidArgumentError(f"limit must be between 1 and {MAX_LIST_LIMIT}", path=path)
-        inode = resolve(session, path)
+        inode = _resolve_listable(session, path, checker)
         if not inode.is_dir:
             return DirectoryListing(entries=[to_status(inode, path)], has_more=False)
         rows = list(
@@ -92,37 +105,44 @@ class Namespace:
         entries = [to_status(child, paths.join(path, child.name), counts.get(child.id, 0)) for child in page]
         return DirectoryListing(entries=entries, has_more=len(rows) > limit)
 
-    def entries_after(self, session: Session, path: str, name: str) -> int:
+    def entries_after(self, session: Session, path: str, name: str, checker: PermissionChecker) -> int:
         """Entries of directory `path` whose names sort after `name` (an index range count)."""
-        inode = resolve(session, path)
+        inode = _resolve_listable(session, path, checker)
         if not inode.is_dir:
             return 0
         return session.scalar(select(func.count()).where(Inode.parent_id == inode.id, Inode.name > name)) or 0
 
     # --- directories -----------------------------------------------------------------------
 
-    def mkdirs(self, session: Session, request: MkdirsRequest, user: str) -> FileStatus:
-        """Create a directory (and, with `parents`, its missing ancestors)."""
-        current = root(session)
+    def mkdirs(
+        self, session: Session, request: MkdirsRequest, checker: PermissionChecker, *, inherit: bool = False
+    ) -> FileStatus:
+        """Create a directory (and, with `parents`, its missing ancestors), owned by the caller.
+
+        Implicitly created ancestors get the requested mode plus u+wx, or with `inherit` (a
+        create's parents) the deepest existing ancestor's: so the creator can go on (HDFS)."""
         names = paths.split(request.path)
-        created = False
-        for index, name in enumerate(names):
-            child = lookup_child(session, current.id, name)
-            if child is None:
-                if not request.parents and index < len(names) - 1:
-                    raise DfsFileNotFoundError(
-                        f"Parent directory does not exist: {paths.parent(request.path)}", path=request.path
-                    )
-                child = self._new_dir(session, current, name, request.mode, user, request.path)
-                created = True
-            elif not child.is_dir:
-                walked = "/" + "/".join(names[: index + 1])
-                if index == len(names) - 1:
-                    raise DfsFileExistsError(f"{walked} exists and is not a directory", path=request.path)
-                raise DfsNotADirectoryError(f"{walked} is not a directory", path=request.path)
-            current = child
-        if not created and not request.parents:
-            raise DfsFileExistsError(f"Directory already exists: {request.path}", path=request.path)
+        chain = resolve_prefix(session, request.path)
+        missing = len(names) + 1 - len(chain)
+        checker.check_path(request.path, chain, ancestor=FsAction.WRITE if missing else None)
+        current = chain[-1]
+        if not current.is_dir:
+            walked = "/" + "/".join(names[: len(chain) - 1])
+            if missing == 0:
+                raise DfsFileExistsError(f"{walked} exists and is not a directory", path=request.path)
+            raise DfsNotADirectoryError(f"{walked} is not a directory", path=request.path)
+        if missing == 0:
+            if not request.parents:
+                raise DfsFileExistsError(f"Directory already exists: {request.path}", path=request.path)
+            return to_status(current, request.path)
+        if missing > 1 and not request.parents:
+            raise DfsFileNotFoundError(
+                f"Parent directory does not exist: {paths.parent(request.path)}", path=request.path
+            )
+        implicit = ((current.mode if inherit else request.mode) & 0o777) | 0o300
+        for index in range(len(chain) - 1, len(names)):
+            mode = request.mode if index == len(names) - 1 and not inherit else implicit
+            current = self._new_dir(session, current, names[index], mode, checker.user, request.path)
         return to_status(current, request.path)
 
     def _new_dir(self, session: Session, parent: Inode, name: str, mode: int, user: str, path: str) -> Inode:
@@ -148,15 +168,24 @@ class Namespace:
 
     # --- files -----------------------------------------------------------------------------
 
-    def create(self, session: Session, request: CreateRequest, user: str) -> FileStatus:
-        """A new, empty file under construction, leased to `request.client_name`."""
+    def create(self, session: Session, request: CreateRequest, checker: PermissionChecker) -> FileStatus:
+        """A new, empty file under construction, leased to `request.client_name`.
+
+        Needs w on the deepest existing ancestor, and to overwrite, w on the file replaced."""
         block_size = request.block_size or self.settings.default_block_size
         replication = request.replication or self.settings.default_replication
         self._check_file_params(block_size, replication, request.path)
+        checked_prefix(
+            session,
+            request.path,
+            checker,
+            ancestor=FsAction.WRITE,
+            access=FsAction.WRITE if request.overwrite else None,
+        )
         parent_path = paths.parent(request.path)
         if request.create_parents and parent_path != paths.ROOT:
             try:
-                self.mkdirs(session, MkdirsRequest(path=parent_path, parents=True), user)
+                self.mkdirs(session, MkdirsRequest(path=parent_path, parents=True), checker, inherit=True)
             except DfsFileExistsError:
                 raise DfsNotADirectoryError(
                     f"Parent path is not a directory: {parent_path}", path=request.path
@@ -171,7 +200,7 @@ class Namespace:
             name=name,
             is_dir=False,
             mode=request.mode,
-            owner=user,
+            owner=checker.user,
             group=parent.group,
             mtime=now,
             atime=now,
@@ -192,6 +221,10 @@ class Namespace:
                 f"block size {block_size} must be a multiple of 512 and at least {self.settings.min_block_size}",
                 path=path,
             )
+        if block_size > self.settings.max_block_size:
+            raise InvalidArgumentError(
+                f"block size {block_size} exceeds the maximum {self.settings.max_block_size}", path=path
+            )
         if replication > self.settings.max_replication:
             raise InvalidArgumentError(
                 f"replication {replication} exceeds the maximum {self.settings.max_replication}", path=path
@@ -208,8 +241,10 @@ class Namespace:
         # Replacing a file whose writer is past its soft limit needs no recovery first: it is deleted.
         self._delete_subtree(session, existing)
 
-    def set_replication(self, session: Session, request: SetReplicationRequest) -> FileStatus:
-        inode = resolve(session, request.path)
+    def set_replication(
+        self, session: Session, request: SetReplicationRequest, checker: PermissionChecker
+    ) -> FileStatus:
+        inode = resolve_checked(session, request.path, checker, access=FsAction.WRITE)
         if inode.is_dir:
             raise DfsIsADirectoryError(f"{request.path} is a directory", path=request.path)
         self._check_file_params(inode.block_size, request.replication, request.path)
@@ -221,9 +256,17 @@ class Namespace:
             enqueue_blocks(session, block_ids, self.clock())
         return to_status(inode, request.path)
 
-    def set_attributes(self, session: Session, request: SetAttributesRequest) -> FileStatus:
-        """chmod, chown, chgrp and utimes in one: only the fields given change."""
-        inode = resolve(session, request.path)
+    def set_attributes(self, session: Session, request: SetAttributesRequest, checker: PermissionChecker) -> FileStatus:
+        """chmod, chown, chgrp and utimes in one: only the fields given change, each if the caller may
+        (chmod: the owner; chown: the superuser; chgrp: the owner, to a group of theirs; utimes: the
+        owner or a writer)."""
+        inode = resolve_checked(session, request.path, checker)
+        if request.mode is not None:
+            checker.check_owner(inode, request.path)
+        if request.owner is not None or request.group is not None:
+            checker.check_set_owner(inode, request.path, request.owner, request.group)
+        if (request.mtime is not None and request.mtime >= 0) or (request.atime is not None and request.atime >= 0):
+            checker.check_set_times(inode, request.path)
         if request.mode is not None:
             inode.mode = request.mode
         if request.owner is not None:
@@ -236,12 +279,12 @@ class Namespace:
             inode.atime = request.atime
         return to_status(inode, request.path)
 
-    def append(self, session: Session, request: AppendRequest) -> AppendResponse:
+    def append(self, session: Session, request: AppendRequest, checker: PermissionChecker) -> AppendResponse:
         """Reopen a closed file for writing, leased to `request.client_name`.
 
         Appended bytes start a new block, so the existing blocks stay finalised and immutable
         (HDFS's NEW_BLOCK append): no replica is ever reopened, at the cost of a short block."""
-        inode = resolve(session, request.path)
+        inode = resolve_checked(session, request.path, checker, access=FsAction.WRITE)
         if inode.is_dir:
             raise DfsIsADirectoryError(f"{request.path} is a directory", path=request.path)
         if inode.under_construction:
@@ -256,15 +299,19 @@ class Namespace:
         )
         return AppendResponse(status=to_status(inode, request.path), last=committed)
 
-    def concat(self, session: Session, request: ConcatRequest) -> FileStatus:
+    def concat(self, session: Session, request: ConcatRequest, checker: PermissionChecker) -> FileStatus:
         """Append the blocks of `sources` to `target` by re-pointing them (no data moves), then
-        remove the sources; all in one transaction."""
+        remove the sources; all in one transaction. Needs w on the target, r on the sources and w
+        on their parents (they are deleted)."""
         if len(set(request.sources)) != len(request.sources):
             raise InvalidArgumentError("concat: a source is named twice", path=request.target)
         if request.target in request.sources:
             raise InvalidArgumentError("concat: the target cannot also be a source", path=request.target)
-        target = self._closed_file(session, request.target)
-        sources = [(path, self._closed_file(session, path)) for path in request.sources]
+        target = self._closed_file(session, request.target, checker, access=FsAction.WRITE)
+        sources = [
+            (path, self._closed_file(session, path, checker, access=FsAction.READ, parent=FsAction.WRITE))
+            for path in request.sources
+        ]
         last_idx = session.scalar(select(func.max(Block.idx)).where(Block.inode_id == target.id))
         next_idx = 0 if last_idx is None else last_idx + 1
         offset = target.length
@@ -289,17 +336,22 @@ class Namespace:
         enqueue_blocks(session, moved, self.clock())
         return to_status(target, request.target)
 
-    def _closed_file(self, session: Session, path: str) -> Inode:
-        inode = resolve(session, path)
+    def _closed_file(
+        self, session: Session, path: str, checker: PermissionChecker, access: FsAction, parent: FsAction | None = None
+    ) -> Inode:
+        inode = resolve_checked(session, path, checker, access=access, parent=parent)
         if inode.is_dir:
             raise DfsIsADirectoryError(f"{path} is a directory", path=path)
         if inode.under_construction:
             raise LeaseConflictError(f"{path} is open for writing", path=path)
         return inode
 
-    def content_summary(self, session: Session, path: str) -> ContentSummary:
-        """Bytes, files and directories under `path`, in one recursive query."""
-        inode = resolve(session, path)
+    def content_summary(self, session: Session, path: str, checker: PermissionChecker) -> ContentSummary:
+        """Bytes, files and directories under `path`, in one recursive query (r-x needed on
+        every directory of the subtree)."""
+        inode = resolve_checked(session, path, checker)
+        if inode.is_dir and not checker.bypass:
+            checker.check_subtree(subtree_directories(session, inode, path), FsAction.READ_EXECUTE, ignore_empty=False)
         if not inode.is_dir:
             return ContentSummary(
                 length=inode.length,
@@ -329,12 +381,14 @@ class Namespace:
 
     # --- rename and delete -----------------------------------------------------------------
 
-    def rename(self, session: Session, request: RenameRequest) -> FileStatus:
-        """Move `src` to exactly `dst` (not into it); atomic, like POSIX rename(2)."""
+    def rename(self, session: Session, request: RenameRequest, checker: PermissionChecker) -> FileStatus:
+        """Move `src` to exactly `dst` (not into it); atomic, like POSIX rename(2). Needs w on the
+        source's parent (sticky bit respected) and on the destination's (deepest existing) ancestor."""
         src, dst = request.src, request.dst
         if src == paths.ROOT:
             raise InvalidArgumentError("cannot rename the root directory", path=src)
-        chain = resolve_chain(session, src)
+        chain = complete_chain(checked_prefix(session, src, checker, parent=FsAction.WRITE), src)
+        checked_prefix(session, dst, checker, ancestor=FsAction.WRITE)
         inode, old_parent = chain[-1], chain[-2]
         if dst == src:
             return to_status(inode, dst)
@@ -344,6 +398,7 @@ class Namespace:
         existing = lookup_child(session, new_parent.id, new_name)
         if existing is not None:
             self._check_overwrite(session, inode, existing, request)
+            checker.check_sticky(new_parent, paths.parent(dst), existing, dst)  # replacing removes it
             self._delete_subtree(session, existing)
         inode.parent_id = new_parent.id
         inode.name = new_name
@@ -364,10 +419,15 @@ class Namespace:
         if existing.is_dir and self._has_children(session, existing.id):
             raise DirectoryNotEmptyError(f"Destination directory is not empty: {dst}", path=dst)
 
-    def delete(self, session: Session, request: DeleteRequest) -> DeleteResponse:
-        """Remove a file or directory; a non-empty directory needs `recursive`."""
+    def delete(self, session: Session, request: DeleteRequest, checker: PermissionChecker) -> DeleteResponse:
+        """Remove a file or directory; a non-empty directory needs `recursive`. Needs w on the
+        parent (sticky bit respected) and rwx on every non-empty directory removed (HDFS)."""
         if request.path == paths.ROOT:
             raise InvalidArgumentError("cannot delete the root directory", path=request.path)
+        chain = checked_prefix(session, request.path, checker, parent=FsAction.WRITE)
+        if len(chain) == len(paths.split(request.path)) + 1 and chain[-1].is_dir and not checker.bypass:
+            subtree = subtree_directories(session, chain[-1], request.path)
+            checker.check_subtree(subtree, FsAction.ALL, ignore_empty=True)
         parent, name = resolve_parent(session, request.path)
         inode = lookup_child(session, parent.id, name)
         if inode is None:
@@ -412,6 +472,14 @@ class Namespace:
         """(files, directories) in the namespace, the root included."""
         rows = dict(session.execute(select(Inode.is_dir, func.count()).group_by(Inode.is_dir)).all())
         return rows.get(False, 0), rows.get(True, 0)
+
+
+def _resolve_listable(session: Session, path: str, checker: PermissionChecker) -> Inode:
+    """Listing a directory needs r-x on it; "listing" a file only traversal (HDFS getListing)."""
+    chain = resolve_prefix(session, path)
+    is_dir = len(chain) == len(paths.split(path)) + 1 and chain[-1].is_dir
+    checker.check_path(path, chain, access=FsAction.READ_EXECUTE if is_dir else None)
+    return complete_chain(chain, path)[-1]
 
 
 def _flush_unique(session: Session, path: str) -> None:

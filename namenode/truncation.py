@@ -39,8 +39,9 @@ from client.protocol.errors import DfsIsADirectoryError, InvalidArgumentError, L
 from namenode.block_manager import BlockManager
 from namenode.config import NameNodeSettings
 from namenode.db.models import Block, Datanode, Inode, PendingReplication, PendingTruncation, Replica
-from namenode.inodes import resolve, to_status
+from namenode.inodes import resolve_checked, to_status
 from namenode.leases import NAMENODE_LEASE_HOLDER, LeaseManager
+from namenode.permissions import FsAction, PermissionChecker
 from namenode.states import BLOCK_COMPLETE, BLOCK_UNDER_RECOVERY, REPLICA_CORRUPT, REPLICA_FINALIZED
 from namenode.work_queues import PRIORITY_NORMAL, PRIORITY_UNDER_REPLICATED, enqueue_blocks, invalidate
 
@@ -72,10 +73,10 @@ class Truncations:
 
     # --- the operation ---------------------------------------------------------------------
 
-    def truncate(self, session: Session, request: TruncateRequest) -> TruncateResponse:
-        """Cut a closed file to `request.length` bytes; `done` is false while a block is being cut."""
+    def truncate(self, session: Session, request: TruncateRequest, checker: PermissionChecker) -> TruncateResponse:
+        """Cut a closed file to `request.length` bytes (w needed); `done` is false while a block is being cut."""
         path, length = request.path, request.length
-        inode = resolve(session, path)
+        inode = resolve_checked(session, path, checker, access=FsAction.WRITE)
         if inode.is_dir:
             raise DfsIsADirectoryError(f"{path} is a directory", path=path)
         if inode.under_construction:

@@ -3,6 +3,8 @@ directory on it for each test."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,3 +52,14 @@ def make_mount(tmp_path: Path) -> Iterator[Callable[..., Mount]]:
     finally:
         for mounted in started:
             mounted.stop()
+
+
+@pytest.fixture()
+def shared_mountpoint() -> Iterator[Path]:
+    """A mount point other local users can reach (pytest's temporary directories are 0700)."""
+    base = Path(tempfile.mkdtemp(prefix="dfs-shared-", dir="/tmp"))
+    base.chmod(0o755)
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -5,10 +5,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -101,17 +99,6 @@ def test_read_only_mount_is_erofs(
     assert errno_of(lambda: os.unlink(inside / "f")) == errno.EROFS
     assert errno_of(lambda: os.truncate(inside / "f", 0)) == errno.EROFS
     assert (mdir / "f").read_bytes() == b"readable"
-
-
-@pytest.fixture()
-def shared_mountpoint() -> Iterator[Path]:
-    """A mount point other local users can reach (pytest's temporary directories are 0700)."""
-    base = Path(tempfile.mkdtemp(prefix="dfs-shared-", dir="/tmp"))
-    base.chmod(0o755)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_modes_are_enforced_for_other_users_eacces(
