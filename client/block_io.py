@@ -22,6 +22,7 @@ from client.protocol.data_transfer import (
     encode_header_model,
 )
 from client.protocol.errors import ProtocolError, error_from_body
+from client.protocol.security import HEADER_BLOCK_TOKEN
 from client.transport import error_from_transport, raise_for_error
 
 
@@ -31,14 +32,20 @@ async def send_segment(
     header: WriteBlockHeader,
     body: AsyncIterable[bytes] | Iterable[bytes] | bytes,
     *,
+    token: str = "",
     timeout: httpx.Timeout | None = None,
 ) -> WriteBlockResponse:
-    """POST one segment (packets) to the first node of a pipeline; returns every node's ack."""
+    """POST one segment (packets) to the first node of a pipeline; returns every node's ack.
+
+    `token` is the block access token every node of the pipeline checks (forwarded as is)."""
+    headers = {HEADER_WRITE: encode_header_model(header)}
+    if token:
+        headers[HEADER_BLOCK_TOKEN] = token
     try:
         response = await http.post(
             block_url(target.url, header.block_id),
             content=body,
-            headers={HEADER_WRITE: encode_header_model(header)},
+            headers=headers,
             timeout=timeout or http.timeout,
         )
     except httpx.HTTPError as exc:
@@ -56,6 +63,7 @@ async def read_block(
     block: ExtendedBlock,
     offset: int,
     length: int,
+    token: str = "",
 ) -> AsyncIterator[memoryview]:
     """Verified bytes of block[offset:offset+length] from one DataNode, in order.
 
@@ -64,8 +72,9 @@ async def read_block(
     """
     params = {"gen_stamp": block.gen_stamp, "offset": offset, "length": length}
     url = block_url(node.url, block.block_id)
+    headers = {HEADER_BLOCK_TOKEN: token} if token else None
     try:
-        async with http.stream("GET", url, params=params) as response:
+        async with http.stream("GET", url, params=params, headers=headers) as response:
             await raise_for_error(response)
             # Closed here, not by the garbage collector, when the reader stops early.
             async with contextlib.aclosing(_verified_body(response, node, offset, length)) as body:

@@ -39,6 +39,7 @@ from client.filesystem import AsyncDFSClient, default_namenode
 from client.protocol.client_namenode import FileStatus
 from client.protocol.errors import DfsError, DfsIsADirectoryError, DfsNotADirectoryError
 from client.sync_client import DFSClient
+from client.tls import default_ca_file
 
 # A library logs through stdlib logging: silent unless the application configures it.
 log = logging.getLogger(__name__)
@@ -134,6 +135,8 @@ class DFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
         port: NameNode HTTP port (default 9870).
         user: user to act as (default: $DFS_USER or the OS user).
         namenode: full NameNode base URL instead of host/port (e.g. for https).
+        tls: reach host:port over https (default: when a CA file is given, here or by $DFS_CA_FILE).
+        ca_file: PEM bundle of the CA that signs the cluster's certificates (default: $DFS_CA_FILE).
         replication: replication of files this instance creates (default: the cluster's).
         default_block_size: block size of files this instance creates (default: the cluster's).
         client_options: more keyword arguments for `DFSClient` (timeouts, transport, ...).
@@ -153,10 +156,13 @@ class DFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
         replication: int | None = None,
         default_block_size: int | None = None,
         client_options: dict[str, Any] | None = None,
+        tls: bool | None = None,
+        ca_file: str | None = None,
         **storage_options: Any,
     ) -> None:
         super().__init__(**storage_options)
-        self.namenode = _namenode_url(namenode, host, port)
+        self.ca_file = ca_file or default_ca_file()
+        self.namenode = _namenode_url(namenode, host, port, self.ca_file is not None if tls is None else tls)
         self.user = user
         self.replication = replication
         self.default_block_size = default_block_size
@@ -173,7 +179,8 @@ class DFSFileSystem(AbstractFileSystem):  # type: ignore[misc]
         """The SDK client, made on first use and again in a forked child (its loop thread is gone)."""
         with self._client_lock:
             if self._client is None or self._client_pid != os.getpid():
-                self._client = DFSClient(self.namenode, user=self.user, **self._client_options)
+                options = {"ca_file": self.ca_file, **self._client_options}
+                self._client = DFSClient(self.namenode, user=self.user, **options)
                 self._client_loop = _run(self._client, _running_loop())
                 self._client_pid = os.getpid()
             return self._client
@@ -589,13 +596,14 @@ def _weak_fetcher(file: DFSFile) -> Callable[[int, int], bytes]:
     return fetch
 
 
-def _namenode_url(namenode: str | None, host: str | None, port: int | None) -> str:
+def _namenode_url(namenode: str | None, host: str | None, port: int | None, tls: bool) -> str:
+    """The base URL: `namenode` as given, else host:port over http or (with `tls`) https."""
     if namenode:
         return namenode.rstrip("/")
     if host:
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"  # an IPv6 literal
-        return f"http://{host}:{port or DEFAULT_PORT}"
+        return f"{'https' if tls else 'http'}://{host}:{port or DEFAULT_PORT}"
     return default_namenode()
 
 

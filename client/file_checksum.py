@@ -2,7 +2,8 @@
 
 As Hadoop's ``FileChecksumHelper.ReplicatedFileChecksumComputer`` does, each block is
 asked of one replica at a time, moving on to the next replica on any error (a dead node,
-a corrupt replica: the DataNode has already reported that one to the NameNode). A few
+a corrupt replica: the DataNode has already reported that one to the NameNode); replicas
+that were only busy are asked again after a backoff. A few
 blocks are asked in parallel, since each DataNode spends a moment of CPU per block.
 
 A file being written: Hadoop checksums whatever blocks the NameNode lists, including the
@@ -19,13 +20,15 @@ from collections.abc import Sequence
 
 import httpx
 
+from client.backoff import RetryBudget
 from client.namenode_rpc import NameNodeRPC
 from client.protocol.block_format import chunk_count
 from client.protocol.client_namenode import LocatedBlock
 from client.protocol.common import DatanodeRef, ExtendedBlock
 from client.protocol.data_transfer import BlockChecksumResponse, block_checksum_url
-from client.protocol.errors import BlockMissingError, DfsError, ProtocolError
+from client.protocol.errors import BlockMissingError, DfsError, ProtocolError, ServerBusyError
 from client.protocol.hadoop_checksum import BYTES_PER_CRC, BlockChecksum, FileChecksum, compose_file_checksum
+from client.protocol.security import HEADER_BLOCK_TOKEN
 from client.transport import error_from_transport, raise_for_error
 
 # A library logs through stdlib logging: silent unless the application configures it.
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Blocks checksummed at once (on different DataNodes, mostly).
 PARALLEL_BLOCKS = 4
+#: How long a block's replicas may all stay busy (503 BUSY) before its checksum fails.
+BUSY_DEADLINE_S = 60.0
 
 
 async def fetch_block_checksum(
@@ -41,11 +46,13 @@ async def fetch_block_checksum(
     block: ExtendedBlock,
     length: int,
     bytes_per_crc: int = BYTES_PER_CRC,
+    token: str = "",
 ) -> BlockChecksumResponse:
     """Ask one DataNode for the checksum of block[0:length]; raises the DfsError it answers."""
     params = {"gen_stamp": block.gen_stamp, "length": length, "bytes_per_crc": bytes_per_crc}
+    headers = {HEADER_BLOCK_TOKEN: token} if token else None
     try:
-        response = await http.get(block_checksum_url(node.url, block.block_id), params=params)
+        response = await http.get(block_checksum_url(node.url, block.block_id), params=params, headers=headers)
     except httpx.HTTPError as exc:
         raise error_from_transport(exc, node.url) from exc
     await raise_for_error(response)
@@ -62,22 +69,41 @@ async def fetch_block_checksum(
 async def checksum_block(
     http: httpx.AsyncClient, path: str, located: LocatedBlock, bytes_per_crc: int = BYTES_PER_CRC
 ) -> BlockChecksum:
-    """One block's checksum from the first replica that can give it, in location order."""
+    """One block's checksum from the first replica that can give it, in location order; replicas
+    that answered 503 BUSY are asked again after a jittered backoff (for up to BUSY_DEADLINE_S)."""
     failures: list[str] = []
-    for node in located.locations:
-        try:
-            answer = await fetch_block_checksum(http, node, located.block, located.length, bytes_per_crc)
-        except DfsError as exc:
-            failures.append(f"{node.url}: {exc}")
-            log.warning(
-                "block checksum failed, trying another replica: path=%s block=%s datanode=%s error=%s",
-                path,
-                located.block.block_id,
-                node.url,
-                exc,
-            )
-            continue
-        return BlockChecksum(bytes.fromhex(answer.md5_hex), answer.crc_count)
+    nodes = list(located.locations)
+    budget: RetryBudget | None = None
+    while nodes:
+        busy: list[DatanodeRef] = []
+        hint: float | None = None
+        for node in nodes:
+            try:
+                answer = await fetch_block_checksum(
+                    http, node, located.block, located.length, bytes_per_crc, token=located.token
+                )
+            except ServerBusyError as exc:
+                busy.append(node)
+                hint = exc.retry_after_s
+                continue
+            except DfsError as exc:
+                failures.append(f"{node.url}: {exc}")
+                log.warning(
+                    "block checksum failed, trying another replica: path=%s block=%s datanode=%s error=%s",
+                    path,
+                    located.block.block_id,
+                    node.url,
+                    exc,
+                )
+                continue
+            return BlockChecksum(bytes.fromhex(answer.md5_hex), answer.crc_count)
+        if not busy:
+            break
+        budget = budget or RetryBudget(BUSY_DEADLINE_S)
+        if not await budget.wait(hint):
+            failures.extend(f"{node.url}: busy for {BUSY_DEADLINE_S:g}s" for node in busy)
+            break
+        nodes = busy
     raise BlockMissingError(
         f"could not checksum block {located.block.block_id} of {path} on any of "
         f"{len(located.locations)} replicas ({'; '.join(failures) or 'no locations'})",

@@ -5,7 +5,9 @@ serves reads from the packet in hand, so sequential reads cost one request per b
 A seek outside the bytes in hand reopens the stream at the new position. On a dead
 node, a timeout or a checksum mismatch it moves on to the next replica at the same
 position (reporting a corrupt replica to the NameNode); only when every replica of a
-block has failed does a read raise BlockMissingError.
+block has failed does a read raise BlockMissingError. A DataNode answering 503 BUSY (at its
+transfer limit) has not failed: the reader tries the other replicas first, then asks the busy
+ones again after a jittered backoff.
 """
 
 from __future__ import annotations
@@ -18,18 +20,30 @@ from collections.abc import AsyncIterator
 
 import httpx
 
+from client.backoff import RetryBudget
 from client.block_io import read_block
 from client.namenode_rpc import NameNodeRPC
 from client.protocol.client_namenode import BadReplica, LocatedBlock, LocatedBlocks, ReportBadBlocksRequest
 from client.protocol.common import DatanodeRef
-from client.protocol.errors import BlockMissingError, ChecksumMismatchError, DfsError, InvalidArgumentError
+from client.protocol.errors import (
+    BlockMissingError,
+    ChecksumMismatchError,
+    DfsError,
+    InvalidArgumentError,
+    InvalidBlockTokenError,
+    ServerBusyError,
+)
 from client.request_id import current_request_id, new_request_id, stream_operation
 
 # A library logs through stdlib logging: silent unless the application configures it.
 log = logging.getLogger(__name__)
 
+#: How long a read waits for busy DataNodes (every replica answering 503 BUSY) without a byte read.
+BUSY_DEADLINE_S = 60.0
 #: Forward seeks shorter than this read through the open stream instead of reopening it.
 SKIP_THRESHOLD = 1024 * 1024
+#: Fresh block tokens a stream fetches before a refusal is final (a refusal after a refresh is no expiry).
+MAX_TOKEN_REFRESHES = 3
 #: How far ahead of a read to fetch block locations in one NameNode call (opening a file with
 #: thousands of small blocks must not load them all).
 LOCATION_PREFETCH = 256 * 1024 * 1024
@@ -51,6 +65,11 @@ class DfsInputStream:
         self._stream_block: LocatedBlock | None = None
         self._stream_node: DatanodeRef | None = None
         self._bad: dict[int, set[str]] = {}
+        self._token_refusals = 0
+        #: Replicas that answered 503 BUSY since the last byte read, by block id.
+        self._busy: dict[int, set[str]] = {}
+        self._busy_budget: RetryBudget | None = None
+        self._last_busy: ServerBusyError | None = None
         self._range_end: int | None = None  # while set, new streams stop here (pread)
         self.closed = False
         #: Every later read (block streams, location refreshes, bad-replica reports) carries
@@ -160,9 +179,16 @@ class DfsInputStream:
             except StopAsyncIteration:
                 await self._close_stream()  # end of this block: the next pass opens the next one
                 continue
+            except InvalidBlockTokenError as exc:
+                await self._token_refused(exc)
+                continue
+            except ServerBusyError as exc:
+                await self._replica_busy(exc)
+                continue
             except DfsError as exc:
                 await self._replica_failed(exc)
                 continue
+            self._busy_budget = None  # bytes arrived: a later busy node gets a fresh deadline
             start = self._stream_position
             self._stream_position += len(piece)
             skip = self._position - start
@@ -174,7 +200,12 @@ class DfsInputStream:
         await self._close_stream()
         block = await self._block_at(self._position)
         bad = self._bad.setdefault(block.block.block_id, set())
-        candidates = [node for node in block.locations if node.id not in bad]
+        busy = self._busy.setdefault(block.block.block_id, set())
+        candidates = [node for node in block.locations if node.id not in bad and node.id not in busy]
+        if not candidates and busy:
+            await self._wait_for_busy(block)  # every usable replica is busy: back off, then ask them again
+            busy.clear()
+            candidates = [node for node in block.locations if node.id not in bad]
         if not candidates:
             block = await self._refresh_block(block)
             candidates = [node for node in block.locations if node.id not in bad]
@@ -189,7 +220,7 @@ class DfsInputStream:
         wanted = block.length - offset_in_block
         if self._range_end is not None:
             wanted = min(wanted, max(1, self._range_end - self._position))
-        self._stream = read_block(self.http, node, block.block, offset_in_block, wanted)
+        self._stream = read_block(self.http, node, block.block, offset_in_block, wanted, block.token)
         self._stream_block = block
         self._stream_node = node
         self._stream_position = self._position
@@ -199,6 +230,41 @@ class DfsInputStream:
         if stream is not None:
             with contextlib.suppress(Exception):
                 await stream.aclose()  # type: ignore[attr-defined]
+
+    async def _token_refused(self, error: InvalidBlockTokenError) -> None:
+        """The DataNode refused our block token (it expired while the file was open, most likely):
+        fetch fresh locations, which carry new tokens, and read on; give up after a few tries."""
+        block = self._stream_block
+        assert block is not None
+        await self._close_stream()
+        self._token_refusals += 1
+        if self._token_refusals > MAX_TOKEN_REFRESHES:
+            raise error
+        log.info("block token refused, fetching a fresh one: path=%s error=%s", self.path, error)
+        await self._refresh_block(block)
+
+    async def _replica_busy(self, error: ServerBusyError) -> None:
+        """The DataNode is at its transfer limit: not a bad replica, so try the others first and
+        come back to it after a backoff (`_wait_for_busy`)."""
+        block, node = self._stream_block, self._stream_node
+        assert block is not None and node is not None
+        await self._close_stream()
+        self._busy.setdefault(block.block.block_id, set()).add(node.id)
+        self._last_busy = error
+        log.info("datanode busy, trying another replica: path=%s datanode=%s", self.path, node.url)
+
+    async def _wait_for_busy(self, block: LocatedBlock) -> None:
+        """Sleep a jittered backoff before asking busy replicas again; raise the busy error once
+        BUSY_DEADLINE_S have passed without a byte read."""
+        if self._busy_budget is None:
+            self._busy_budget = RetryBudget(BUSY_DEADLINE_S)
+        hint = self._last_busy.retry_after_s if self._last_busy is not None else None
+        if not await self._busy_budget.wait(hint):
+            raise ServerBusyError(
+                f"every replica of block {block.block.block_id} of {self.path} stayed busy for "
+                f"{BUSY_DEADLINE_S:g}s: {self._last_busy}",
+                path=self.path,
+            )
 
     async def _replica_failed(self, error: DfsError) -> None:
         block, node = self._stream_block, self._stream_node

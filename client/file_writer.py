@@ -9,7 +9,9 @@ has fsynced and finalised its replica and reported it to the NameNode.
 If a node fails, the segment is sent again to the survivors under a new generation
 stamp (they cut their copy back to the segment's start first); if every node fails
 before the block holds any acknowledged byte, the block is abandoned and a new one
-is allocated elsewhere. `close()` returns only once the NameNode has completed the file.
+is allocated elsewhere. A first node answering 503 BUSY (at its transfer limit) is asked again
+after a jittered backoff, and only counts as failed if it stays busy. `close()` returns only
+once the NameNode has completed the file.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from client.backoff import RetryBudget
 from client.block_io import send_segment
 from client.namenode_rpc import NameNodeRPC
 from client.protocol.block_format import chunk_digests
 from client.protocol.client_namenode import CommittedBlock, FileStatus, LocatedBlock
+from client.protocol.common import DatanodeRef
 from client.protocol.data_transfer import (
     WriteBlockHeader,
     WriteBlockResponse,
@@ -34,8 +38,10 @@ from client.protocol.data_transfer import (
 from client.protocol.errors import (
     DfsError,
     DfsTimeoutError,
+    InvalidBlockTokenError,
     PipelineFailedError,
     ProtocolError,
+    ServerBusyError,
 )
 from client.request_id import current_request_id, new_request_id, stream_operation
 
@@ -44,6 +50,8 @@ log = logging.getLogger(__name__)
 
 MAX_PIPELINE_ATTEMPTS = 6
 COMPLETE_DEADLINE_S = 60.0
+#: How long a segment waits for a busy first pipeline node before that node counts as failed.
+BUSY_DEADLINE_S = 30.0
 
 
 @dataclass
@@ -251,10 +259,16 @@ class DfsOutputStream:
             )
             ack: WriteBlockResponse | None = None
             try:
-                ack = await send_segment(self.http, nodes[0], header, segment.body(), timeout=self.options.timeout)
+                ack = await self._send_waiting_if_busy(nodes[0], header, segment, block.token)
                 failed = {a.datanode_id for a in ack.nodes if not a.ok and a.error is not None}
                 if not failed and any(not a.ok for a in ack.nodes):
                     failed = {next(a.datanode_id for a in ack.nodes if not a.ok)}
+            except InvalidBlockTokenError as exc:
+                # Our token expired while this block was open (a slow writer): nothing was taken, and
+                # pipeline recovery with every node brings a fresh token. A brand-new block has no
+                # replica to recover, so there the node counts as failed.
+                last_error = exc
+                failed = {nodes[0].id} if segment.offset == 0 else set()
             except (DfsError, httpx.HTTPError) as exc:
                 last_error = exc
                 failed = {nodes[0].id}
@@ -285,6 +299,26 @@ class DfsOutputStream:
             f"gave up on block {self._block.block.block_id} after {MAX_PIPELINE_ATTEMPTS} pipeline attempts",
             path=self.path,
         ) from last_error
+
+    async def _send_waiting_if_busy(
+        self, target: DatanodeRef, header: WriteBlockHeader, segment: _Segment, token: str
+    ) -> WriteBlockResponse:
+        """send_segment, sent again after a jittered backoff while the first node answers 503 BUSY.
+
+        A busy node refused before reading the body, so nothing changed on any node and the same
+        header is still right. A node that stays busy for BUSY_DEADLINE_S raises its ServerBusyError,
+        and the caller handles it as a failed node (pipeline recovery without it)."""
+        budget: RetryBudget | None = None
+        while True:
+            try:
+                return await send_segment(
+                    self.http, target, header, segment.body(), token=token, timeout=self.options.timeout
+                )
+            except ServerBusyError as exc:
+                budget = budget or RetryBudget(BUSY_DEADLINE_S)
+                if not await budget.wait(exc.retry_after_s):
+                    raise
+                log.info("datanode busy, sending the segment again: path=%s datanode=%s", self.path, target.url)
 
     def _segment_done(self, ack: WriteBlockResponse, segment: _Segment) -> bool:
         """Is this segment safely stored? A final one needs one finalised copy; others need all nodes."""

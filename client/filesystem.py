@@ -14,6 +14,7 @@ from typing import BinaryIO
 
 import httpx
 
+from client.credentials import ClusterSecretAuth, default_token
 from client.file_checksum import file_checksum as checksum_file
 from client.file_reader import LOCATION_PREFETCH, DfsInputStream
 from client.file_writer import DfsOutputStream, WriteOptions
@@ -43,7 +44,9 @@ from client.protocol.errors import (
     InvalidArgumentError,
 )
 from client.protocol.hadoop_checksum import FileChecksum
+from client.protocol.security import IssuedToken, TokenInfo
 from client.request_id import current_request_id, new_request_id, operation, request_id
+from client.tls import client_ssl_context, default_ca_file
 from client.transport import make_http_client
 
 # A library logs through stdlib logging: silent unless the application configures it.
@@ -51,6 +54,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NAMENODE = "http://127.0.0.1:9870"
 COPY_CHUNK = 8 * 1024 * 1024
+#: Permission bits new files and directories lose unless `umask` (or $DFS_UMASK) says otherwise.
+DEFAULT_UMASK = 0o022
 
 ProgressCallback = Callable[[int], None]
 
@@ -70,6 +75,20 @@ def default_user() -> str:
         return "anonymous"
 
 
+def default_umask() -> int:
+    """$DFS_UMASK (octal, e.g. 027), else 022: Hadoop's fs.permissions.umask-mode default."""
+    text = os.environ.get("DFS_UMASK", "").strip()
+    if not text:
+        return DEFAULT_UMASK
+    try:
+        umask = int(text, 8)
+    except ValueError:
+        umask = -1
+    if not 0 <= umask <= 0o777:
+        raise InvalidArgumentError(f"DFS_UMASK={text!r} is not an octal umask such as 022 or 077")
+    return umask
+
+
 class AsyncDFSClient:
     """Talks to the NameNode for metadata and straight to DataNodes for data.
 
@@ -80,6 +99,13 @@ class AsyncDFSClient:
         segment_size: bytes a writer sends per pipeline acknowledgement (memory per writer is ~2x).
         retry_wait: seconds to keep retrying a change the NameNode refuses only for now (start-up
             safe mode) before raising.
+        ca_file: PEM bundle of the CA(s) that sign the cluster's TLS certificates, for https URLs
+            (default: $DFS_CA_FILE, else the system trust store).
+        token: a user token from `dfs token create` (default: $DFS_TOKEN or the file $DFS_TOKEN_FILE);
+            required when the NameNode runs in token mode, and then it decides who we are.
+        secret_file: the cluster secret, to act as the superuser (operators bootstrapping tokens).
+        umask: permission bits removed from the mode of every file and directory this client
+            creates (default: $DFS_UMASK, else 022), as HDFS's client applies fs.permissions.umask-mode.
     """
 
     def __init__(
@@ -91,13 +117,28 @@ class AsyncDFSClient:
         segment_size: int = 8 * 1024 * 1024,
         read_timeout: float = 30.0,
         retry_wait: float = 30.0,
+        ca_file: str | Path | None = None,
+        token: str | None = None,
+        secret_file: str | Path | None = None,
+        umask: int | None = None,
     ) -> None:
         self.namenode = (namenode or default_namenode()).rstrip("/")
         self.user = user or default_user()
+        self.umask = default_umask() if umask is None else umask
         self.client_name = f"DFSClient_{uuid.uuid4().hex[:16]}"
-        self.http = make_http_client(transport=transport, timeout=httpx.Timeout(read_timeout, connect=5.0, pool=60.0))
+        self.http = make_http_client(
+            transport=transport,
+            timeout=httpx.Timeout(read_timeout, connect=5.0, pool=60.0),
+            verify=client_ssl_context(ca_file or default_ca_file()),
+        )
         self.rpc = NameNodeRPC(
-            self.http, self.namenode, user=self.user, client_name=self.client_name, retry_wait_s=retry_wait
+            self.http,
+            self.namenode,
+            user=self.user,
+            client_name=self.client_name,
+            retry_wait_s=retry_wait,
+            token=default_token() if token is None else token,
+            auth=None if secret_file is None else ClusterSecretAuth.from_file(secret_file),
         )
         self.segment_size = segment_size
         self._info: ClusterInfo | None = None
@@ -177,8 +218,14 @@ class AsyncDFSClient:
                     yield child
 
     @operation
-    async def mkdirs(self, path: str, mode: int = 0o755, parents: bool = True) -> FileStatus:
-        return await self.rpc.mkdirs(paths.validate_path(path), mode, parents)
+    async def mkdirs(self, path: str, mode: int = 0o777, parents: bool = True) -> FileStatus:
+        """Create a directory (and missing parents) with `mode` less the umask; missing parents
+        get that plus u+wx, so the creator can go on (HDFS)."""
+        return await self.rpc.mkdirs(paths.validate_path(path), self._masked(mode), parents)
+
+    def _masked(self, mode: int) -> int:
+        """`mode` less the umask (which covers the rwx bits only: the sticky bit stays)."""
+        return mode & ~(self.umask & 0o777)
 
     @operation
     async def delete(self, path: str, recursive: bool = False) -> DeleteResponse:
@@ -225,6 +272,23 @@ class AsyncDFSClient:
         return await self.rpc.cluster_report()
 
     # --- administration ----------------------------------------------------------------------
+
+    @operation
+    async def create_token(
+        self, user: str | None = None, *, ttl_s: float | None = None, description: str = ""
+    ) -> IssuedToken:
+        """A user token (for `user`, default ourselves; another user needs the superuser)."""
+        return await self.rpc.create_token(user, ttl_s, description)
+
+    @operation
+    async def list_tokens(self) -> Sequence[TokenInfo]:
+        """Unexpired tokens: ours, or everyone's for the superuser."""
+        return list((await self.rpc.list_tokens()).tokens)
+
+    @operation
+    async def revoke_token(self, token_id: str) -> TokenInfo:
+        """Revoke a token by id (ours, or any for the superuser); NameNodes refuse it from then on."""
+        return await self.rpc.revoke_token(token_id)
 
     @operation
     async def safemode(self, action: SafeModeAction | None = None) -> SafeModeStatus:
@@ -277,20 +341,20 @@ class AsyncDFSClient:
         overwrite: bool = False,
         replication: int | None = None,
         block_size: int | None = None,
-        mode: int = 0o644,
+        mode: int = 0o666,
         create_parents: bool = True,
     ) -> DfsOutputStream:
         """Open a new file for writing; `close()` it to make it durable and visible.
 
         With `create_parents=False` a missing parent directory is an error (POSIX open(2)),
-        not created on the way (HDFS create)."""
+        not created on the way (HDFS create). The file gets `mode` less the umask."""
         info = await self.info()
         status = await self.rpc.create(
             paths.validate_path(path),
             overwrite=overwrite,
             replication=replication,
             block_size=block_size,
-            mode=mode,
+            mode=self._masked(mode),
             create_parents=create_parents,
         )
         closed = asyncio.Event()

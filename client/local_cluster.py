@@ -9,8 +9,10 @@ after a kill comes back on the same port, as a real restarted daemon would.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from typing import Any
 import httpx
 
 from client.protocol.client_namenode import ClusterReport, DatanodeState, Routes, SafeModeState
+from client.tls import TlsFiles, client_ssl_context
 
 START_TIMEOUT_S = 60.0
 
@@ -153,13 +156,21 @@ class LocalCluster:
         datanode_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
         racks: int = 1,
+        tls: bool | TlsFiles = False,
     ) -> None:
+        """`tls=True` makes a CA and a certificate for this host under BASE_DIR/tls on `start()`;
+        `tls=TlsFiles(...)` uses existing ones (e.g. one CA for many clusters). Every node then
+        serves https and verifies the others against the CA (`ca_file`)."""
         self.base_dir = base_dir
         self.host = host
+        self.tls_files = TlsFiles(base_dir / "tls") if tls is True else (tls or None)
+        self._make_certs = tls is True
+        #: What httpx should check https answers against (this cluster's CA once started with TLS).
+        self.verify: ssl.SSLContext | bool = True
         self.datanode_args = list(datanode_args)
         self.racks = max(1, racks)
         self.env = dict(env or {})
-        args = ["--host", host, "--data-dir", str(base_dir / "namenode"), *namenode_args]
+        args = ["--host", host, "--data-dir", str(base_dir / "namenode"), *self._tls_args(), *namenode_args]
         if db_url:
             args += ["--db", db_url]
         self.namenode = NodeProcess(
@@ -175,12 +186,40 @@ class LocalCluster:
         self._initial_datanodes = datanodes
 
     @property
+    def secret_file(self) -> Path:
+        """The cluster secret, which the NameNode makes in its data directory on first start."""
+        return self.base_dir / "namenode" / "cluster.secret"
+
+    @property
     def url(self) -> str:
         assert self.namenode.url is not None, "cluster not started"
         return self.namenode.url
 
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA bundle clients of a TLS cluster must trust (None without TLS)."""
+        return self.tls_files.ca_file if self.tls_files else None
+
+    def _tls_args(self) -> list[str]:
+        if self.tls_files is None:
+            return []
+        files = self.tls_files
+        return ["--tls-cert", str(files.cert_file), "--tls-key", str(files.key_file), "--tls-ca", str(files.ca_file)]
+
+    def _prepare_tls(self) -> None:
+        """Make the certificates (once, before any node starts) and trust them in our own probes."""
+        if self.tls_files is None:
+            return
+        if self._make_certs:
+            from client.tls_certs import make_certs  # loads cryptography: only when needed
+
+            make_certs(self.tls_files.directory, hosts=_dns_names(self.host), ips=_ip_addresses(self.host))
+            self._make_certs = False
+        self.verify = client_ssl_context(self.tls_files.ca_file)
+
     def start(self, timeout: float = START_TIMEOUT_S, *, wait_for_safemode: bool = True) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_tls()
         self.namenode.start(timeout)
         for _ in range(self._initial_datanodes):
             self.add_datanode(wait=False)
@@ -207,6 +246,9 @@ class LocalCluster:
             self.url,
             "--rack",
             rack or self.rack_of(number),
+            *self._tls_args(),
+            "--cluster-secret-file",
+            str(self.secret_file),
             *self.datanode_args,
             *extra_args,
         ]
@@ -231,7 +273,7 @@ class LocalCluster:
                 node.stop()
 
     def report(self) -> ClusterReport:
-        response = httpx.get(self.url + Routes.CLUSTER_REPORT, timeout=10.0)
+        response = httpx.get(self.url + Routes.CLUSTER_REPORT, timeout=10.0, verify=self.verify)
         response.raise_for_status()
         return ClusterReport.model_validate_json(response.content)
 
@@ -243,7 +285,27 @@ class LocalCluster:
 
     def datanode_info(self, node: NodeProcess) -> dict[str, Any]:
         assert node.url is not None
-        response = httpx.get(node.url + "/v1/info", timeout=10.0)
+        response = httpx.get(node.url + "/v1/info", timeout=10.0, verify=self.verify)
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
+
+
+def _ip_addresses(host: str) -> list[str]:
+    """The IPs a local cluster's certificate names: loopback, and the bind address if it is one."""
+    addresses = ["127.0.0.1"]
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return addresses
+    if address.is_unspecified:  # a wildcard bind is reached on loopback (server_common.serve.base_url)
+        return addresses + (["::1"] if address.version == 6 else [])
+    return list(dict.fromkeys([*addresses, str(address)]))
+
+
+def _dns_names(host: str) -> list[str]:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return list(dict.fromkeys(["localhost", host])) if host else ["localhost"]
+    return ["localhost"]

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from client.backoff import Backoff, RetryBudget
+from client.identity import acting_user
 from client.protocol.client_namenode import (
     DEFAULT_LIST_LIMIT,
     AbandonBlockRequest,
@@ -53,6 +56,14 @@ from client.protocol.client_namenode import (
 )
 from client.protocol.common import HEADER_CLIENT_NAME, HEADER_USER, ExtendedBlock
 from client.protocol.errors import DfsError, ProtocolError, invalid_argument
+from client.protocol.security import (
+    HEADER_AUTHORIZATION,
+    CreateTokenRequest,
+    IssuedToken,
+    TokenInfo,
+    TokenList,
+    TokenRoutes,
+)
 from client.transport import error_from_transport, raise_for_error
 
 M = TypeVar("M", bound=BaseModel)
@@ -73,14 +84,27 @@ class NameNodeRPC:
     """One method per NameNode operation; raises the DfsError the NameNode reported."""
 
     def __init__(
-        self, http: httpx.AsyncClient, base_url: str, *, user: str, client_name: str, retry_wait_s: float = 30.0
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        *,
+        user: str,
+        client_name: str,
+        retry_wait_s: float = 30.0,
+        token: str = "",
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.retry_wait_s = retry_wait_s
+        self.backoff = Backoff()
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.user = user
         self.client_name = client_name
         self._headers = {HEADER_USER: user, HEADER_CLIENT_NAME: client_name}
+        if token:
+            self._headers[HEADER_AUTHORIZATION] = f"Bearer {token}"
+        #: Signs requests with the cluster secret (client.credentials.ClusterSecretAuth), if given.
+        self.auth = auth
 
     async def _call(
         self,
@@ -91,17 +115,21 @@ class NameNodeRPC:
         params: dict[str, Any] | None = None,
         body: BaseModel | None = None,
     ) -> M:
-        """One call; errors the NameNode marks as passing (start-up safe mode) are retried for up
-        to `retry_wait_s` seconds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.retry_wait_s
+        """One call; refusals the NameNode marks as passing (start-up safe mode, 429 from its rate
+        limit) are retried with jittered backoff for up to `retry_wait_s` seconds.
+
+        Retrying is safe whatever the call: `retry_after_s` is only set on refusals answered
+        before the operation ran (client.protocol.errors.ErrorBody)."""
+        budget: RetryBudget | None = None
         while True:
             try:
                 return await self._call_once(method, route, answer, params=params, body=body)
             except DfsError as exc:
-                if exc.retry_after_s is None or loop.time() + exc.retry_after_s > deadline:
+                if exc.retry_after_s is None:
                     raise
-                await asyncio.sleep(exc.retry_after_s)
+                budget = budget or RetryBudget(self.retry_wait_s, self.backoff)
+                if not await budget.wait(exc.retry_after_s):
+                    raise
 
     async def _call_once(
         self,
@@ -115,11 +143,20 @@ class NameNodeRPC:
         url = self.base_url + route
         content = body.model_dump_json() if body is not None else None
         headers = dict(self._headers)
+        if (acting := acting_user()) is not None:
+            headers[HEADER_USER] = acting  # one call for another local user (client.identity)
         if content is not None:
             headers["content-type"] = "application/json"
         for attempt in range(CONNECT_RETRIES):
             try:
-                response = await self.http.request(method, url, params=params, content=content, headers=headers)
+                response = await self.http.request(
+                    method,
+                    url,
+                    params=params,
+                    content=content,
+                    headers=headers,
+                    auth=self.auth or httpx.USE_CLIENT_DEFAULT,
+                )
                 break
             except httpx.ConnectError as exc:
                 if attempt == CONNECT_RETRIES - 1:
@@ -269,6 +306,17 @@ class NameNodeRPC:
         return await self._call("GET", Routes.CLUSTER_REPORT, ClusterReport)
 
     # --- administration ----------------------------------------------------------------------
+
+    async def create_token(self, user: str | None, ttl_s: float | None, description: str) -> IssuedToken:
+        request = _build(CreateTokenRequest, user=user, ttl_s=ttl_s, description=description)
+        return await self._call("POST", TokenRoutes.TOKENS, IssuedToken, body=request)
+
+    async def list_tokens(self) -> TokenList:
+        return await self._call("GET", TokenRoutes.TOKENS, TokenList)
+
+    async def revoke_token(self, token_id: str) -> TokenInfo:
+        route = TokenRoutes.TOKEN.format(token_id=quote(token_id, safe=""))
+        return await self._call("DELETE", route, TokenInfo)
 
     async def safemode(self, action: SafeModeAction | None = None) -> SafeModeStatus:
         if action is None:

@@ -36,6 +36,7 @@ from client.protocol.client_namenode import (
 )
 from client.protocol.errors import NotSupportedError
 from client.protocol.hadoop_checksum import FileChecksum
+from client.protocol.security import IssuedToken, TokenInfo
 from client.request_id import current_request_id, with_request_id
 
 T = TypeVar("T")
@@ -115,6 +116,10 @@ class DFSClient:
     def user(self) -> str:
         return self.aio.user
 
+    @property
+    def umask(self) -> int:
+        return self.aio.umask
+
     # --- metadata --------------------------------------------------------------------------
 
     def info(self) -> ClusterInfo:
@@ -135,7 +140,7 @@ class DFSClient:
 
         return iter(self._run(collect()))
 
-    def mkdirs(self, path: str, mode: int = 0o755, parents: bool = True) -> FileStatus:
+    def mkdirs(self, path: str, mode: int = 0o777, parents: bool = True) -> FileStatus:
         return self._run(self.aio.mkdirs(path, mode, parents))
 
     def delete(self, path: str, recursive: bool = False) -> DeleteResponse:
@@ -168,6 +173,17 @@ class DFSClient:
 
     def report(self) -> ClusterReport:
         return self._run(self.aio.report())
+
+    def create_token(
+        self, user: str | None = None, *, ttl_s: float | None = None, description: str = ""
+    ) -> IssuedToken:
+        return self._run(self.aio.create_token(user, ttl_s=ttl_s, description=description))
+
+    def list_tokens(self) -> Sequence[TokenInfo]:
+        return self._run(self.aio.list_tokens())
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        return self._run(self.aio.revoke_token(token_id))
 
     def safemode(self, action: SafeModeAction | None = None) -> SafeModeStatus:
         return self._run(self.aio.safemode(action))

@@ -11,6 +11,9 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from client.protocol import SOFTWARE_VERSION
+from client.protocol.common import HEADER_WRITE
+from client.protocol.data_transfer import WriteBlockHeader
+from client.protocol.status import NOT_READY_RESPONSE, Readiness
 from datanode.api import blocks, webhdfs
 from datanode.config import DataNodeSettings
 from datanode.metrics import DataNodeCollector
@@ -19,6 +22,7 @@ from datanode.status import describe
 from datanode.web import pages
 from server_common.errors import install_error_handlers
 from server_common.metrics import install_metrics
+from server_common.openapi import install_openapi
 from server_common.request_id import install_request_ids
 
 log = structlog.get_logger(__name__)
@@ -45,6 +49,7 @@ def create_app(settings: DataNodeSettings, advertise_url: str) -> FastAPI:
     app.state.datanode = datanode
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app, json_headers={HEADER_WRITE: WriteBlockHeader})
     install_request_ids(app)
     install_metrics(app, "dfs_datanode").register(DataNodeCollector(datanode))
     app.include_router(blocks.router)
@@ -55,7 +60,7 @@ def create_app(settings: DataNodeSettings, advertise_url: str) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], response_model=Readiness, responses=NOT_READY_RESPONSE)
     async def readyz() -> JSONResponse:
         """Ready once registered with the NameNode (and its full block report sent)."""
         if datanode.link.registered.is_set():

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import structlog
 
-from client.protocol.common import DatanodeRef
+from client.protocol.common import MAX_INT64, DatanodeRef
 from client.protocol.data_transfer import (
     NodeAck,
     Packet,
@@ -36,6 +36,7 @@ from client.protocol.errors import (
     InvalidArgumentError,
     NoSpaceError,
     ProtocolError,
+    RequestTooLargeError,
 )
 from datanode.counters import DataNodeCounters, ErrorKind
 from datanode.pipeline import PipelineForwarder
@@ -43,6 +44,10 @@ from datanode.storage.block_store import BlockStore, ReplicaInfo
 from datanode.storage.replica_writer import ReplicaWriter
 
 log = structlog.get_logger(__name__)
+
+#: Most bytes of a failed segment read and dropped before answering (a segment is 8 MiB by
+#: default; a re-replication copy sends a whole block, but its sender copes with an early answer).
+MAX_DRAIN_BYTES = 64 * 1024 * 1024
 
 
 def open_writer(store: BlockStore, header: WriteBlockHeader) -> ReplicaWriter:
@@ -76,7 +81,9 @@ class BlockReceiver:
         on_finalized: Callable[[ReplicaInfo], Awaitable[None]],
         transfer_timeout_s: float,
         counters: DataNodeCounters | None = None,
+        max_block_size: int = MAX_INT64,
     ) -> None:
+        self.max_block_size = max_block_size
         self.store = store
         self.http = http
         self.disk = disk
@@ -88,9 +95,11 @@ class BlockReceiver:
     async def _run(self, fn: Callable[..., object], *args: object) -> object:
         return await asyncio.get_running_loop().run_in_executor(self.disk, fn, *args)
 
-    async def receive(self, header: WriteBlockHeader, body: AsyncIterator[bytes]) -> WriteBlockResponse:
+    async def receive(
+        self, header: WriteBlockHeader, body: AsyncIterator[bytes], token: str = ""
+    ) -> WriteBlockResponse:
         """Take one segment; raises a DfsError (after draining `body`) if this node failed."""
-        forwarder = PipelineForwarder(self.http, header, self.timeout) if header.downstream else None
+        forwarder = PipelineForwarder(self.http, header, self.timeout, token) if header.downstream else None
         writer: ReplicaWriter | None = None
         try:
             writer = await asyncio.get_running_loop().run_in_executor(self.disk, open_writer, self.store, header)
@@ -109,9 +118,7 @@ class BlockReceiver:
                 raise
             error = _as_dfs_error(exc, header)
             self._record_failure(error, header.block_id)
-            with contextlib.suppress(Exception):
-                async for _ in body:  # drain, so the sender can read our answer
-                    pass
+            await _drain(body)
             raise error from exc
         self._record_downstream(downstream, header.block_id)
         me = self.me()
@@ -138,6 +145,12 @@ class BlockReceiver:
             for packet in decoder.feed(piece):
                 if packet.is_error:
                     raise ProtocolError("a writer must not send error packets")
+                if packet.offset + len(packet.data) > self.max_block_size:
+                    # Checked before the packet is forwarded or written: no replica grows past the limit.
+                    raise RequestTooLargeError(
+                        f"block {header.block_id} would grow past this DataNode's maximum block size "
+                        f"{self.max_block_size} (packet at {packet.offset}, {len(packet.data)} bytes)"
+                    )
                 if forwarder is not None:
                     await forwarder.put(packet.raw)
                 if pending is not None:
@@ -165,6 +178,17 @@ class BlockReceiver:
         if failed is not None:
             reason = failed.error.message if failed.error is not None else "no acknowledgement"
             self.counters.record_error(ErrorKind.PIPELINE_ERROR, f"downstream {failed.url}: {reason}", block_id)
+
+
+async def _drain(body: AsyncIterator[bytes]) -> None:
+    """Read what is left of a failed segment's body (up to MAX_DRAIN_BYTES), so the sender reads
+    our answer instead of a broken pipe; a sender that keeps going past that is answered anyway."""
+    drained = 0
+    with contextlib.suppress(Exception):
+        async for piece in body:
+            drained += len(piece)
+            if drained > MAX_DRAIN_BYTES:
+                return
 
 
 def _write(writer: ReplicaWriter, packet: Packet) -> None:

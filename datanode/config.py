@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server_common.cluster_secret import ClusterSecretError, load_secret
 
 
 class DataNodeSettings(BaseSettings):
@@ -21,6 +23,16 @@ class DataNodeSettings(BaseSettings):
     advertise_url: str = Field("", pattern=r"^(https?://\S+)?$")
     rack: str = Field("/default-rack", pattern=r"^/\S*$")
     port_file: Path | None = None
+    #: Serve https only, with this certificate (PEM, chain after the leaf) and key; both or neither.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    #: CA bundle for verifying the NameNode and the other DataNodes; unset: $DFS_CA_FILE, else the
+    #: system trust store.
+    tls_ca_file: Path | None = None
+    #: The secret shared with the NameNode (docs/security.md): a value (env DFS_DATANODE_CLUSTER_SECRET)
+    #: or a file (mode 0600). Without it the NameNode refuses to register this node.
+    cluster_secret: SecretStr = SecretStr("")
+    cluster_secret_file: Path | None = None
 
     #: Seconds between heartbeats; unset, the NameNode's registration answer decides (3 s by default).
     heartbeat_interval_s: float | None = Field(None, gt=0)
@@ -36,5 +48,30 @@ class DataNodeSettings(BaseSettings):
     #: Bytes per read/write packet on the data path.
     packet_size: int = Field(1024 * 1024, ge=64 * 1024, le=16 * 1024 * 1024)
     disk_threads: int = Field(8, ge=1, le=256)
+    #: Client and pipeline transfers (block reads, writes, checksums) served at once; one more is
+    #: answered 503 BUSY with Retry-After before its body is read. Re-replication copies the NameNode
+    #: schedules are not counted against it (it paces those itself).
+    max_transfers: int = Field(48, ge=1, le=100_000)
+    #: Largest replica this node stores: a write that would grow one past it is refused (413).
+    max_block_size: int = Field(2 * 1024**3, ge=64 * 1024, le=2**63 - 1)
     log_json: bool = False
     log_level: str = "info"
+
+    @model_validator(mode="after")
+    def _tls_consistent(self) -> DataNodeSettings:
+        """A certificate without its key cannot serve; a TLS node advertising http:// is unreachable."""
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: give both or neither")
+        if self.tls_cert_file is not None and self.advertise_url.startswith("http://"):
+            raise ValueError("advertise_url must be an https:// URL when the DataNode serves TLS")
+        return self
+
+    def resolve_cluster_secret(self) -> str:
+        """The configured cluster secret; ClusterSecretError says how to provide one."""
+        secret = load_secret(self.cluster_secret.get_secret_value(), self.cluster_secret_file)
+        if secret is None:
+            raise ClusterSecretError(
+                "no cluster secret: pass --cluster-secret-file (the NameNode keeps it in its data directory "
+                "as cluster.secret) or set DFS_DATANODE_CLUSTER_SECRET"
+            )
+        return secret

@@ -54,6 +54,9 @@ class DataNodeCollector(Collector):
         yield _gauge(
             "active_transfers", "Transfers in progress (writes, reads, checksums, copies)", dn.active_transfers
         )
+        yield _counter(
+            "transfers_refused", "Requests answered 503 BUSY at the max_transfers limit", dn.transfers_refused
+        )
         yield _gauge(
             "recent_errors", "Entries in the recent-errors log (bounded; see /v1/info)", len(counters.recent_errors)
         )

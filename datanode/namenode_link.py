@@ -37,7 +37,14 @@ from client.protocol.datanode_namenode import (
     ReregisterCommand,
     TruncateBlockCommand,
 )
-from client.protocol.errors import ClusterMismatchError, DfsError, ProtocolError, UnknownDatanodeError
+from client.protocol.errors import (
+    ClusterMismatchError,
+    DfsError,
+    ProtocolError,
+    UnauthenticatedError,
+    UnknownDatanodeError,
+)
+from client.protocol.security import HEADER_CLUSTER_AUTH, sign_request
 from client.transport import error_from_transport, raise_for_error
 from datanode.counters import DataNodeCounters, ErrorKind
 from datanode.storage.block_store import BlockStore, ReplicaInfo
@@ -66,8 +73,11 @@ class NameNodeLink:
         on_registered: Callable[[RegisterResponse], None] | None = None,
         truncate: Callable[[TruncateBlockCommand], Awaitable[bool]] | None = None,
         counters: DataNodeCounters | None = None,
+        cluster_key: bytes | None = None,
     ) -> None:
         self.counters = counters or DataNodeCounters()
+        #: Signs every request with the cluster secret, so the NameNode knows it is one of ours.
+        self.cluster_key = cluster_key
         self.store = store
         self.http = http
         self.namenode_url = namenode_url.rstrip("/")
@@ -86,13 +96,14 @@ class NameNodeLink:
         self._tasks: set[asyncio.Task[object]] = set()
 
     async def _post(self, route: str, body: BaseModel, answer: type[M], timeout: float = 30.0) -> M:
+        url = self.namenode_url + route
+        content = body.model_dump_json().encode()
+        headers = {"content-type": "application/json"}
+        if self.cluster_key is not None:
+            target = httpx.URL(url).raw_path.decode("latin-1")
+            headers[HEADER_CLUSTER_AUTH] = sign_request(self.cluster_key, "POST", target, content)
         try:
-            response = await self.http.post(
-                self.namenode_url + route,
-                content=body.model_dump_json(),
-                timeout=timeout,
-                headers={"content-type": "application/json"},
-            )
+            response = await self.http.post(url, content=content, timeout=timeout, headers=headers)
         except httpx.HTTPError as exc:
             raise error_from_transport(exc, self.namenode_url) from exc
         await raise_for_error(response)
@@ -147,6 +158,11 @@ class NameNodeLink:
                 break
             except ClusterMismatchError:
                 raise
+            except UnauthenticatedError as exc:
+                log.error("the NameNode refused this node's cluster secret; retrying", error=str(exc))
+                self.counters.record_error(ErrorKind.NAMENODE_LOST, f"registration refused: {exc}")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RETRY_DELAY_S)
             except DfsError as exc:
                 log.warning("NameNode not reachable for registration; retrying", error=str(exc))
                 await asyncio.sleep(delay)

@@ -23,7 +23,7 @@ QUEUE_PACKETS = 8
 class PipelineForwarder:
     """Streams one segment to `downstream[0]`, which forwards to the rest."""
 
-    def __init__(self, http: httpx.AsyncClient, header: WriteBlockHeader, timeout: float) -> None:
+    def __init__(self, http: httpx.AsyncClient, header: WriteBlockHeader, timeout: float, token: str = "") -> None:
         self.target = header.downstream[0]
         self.rest = list(header.downstream[1:])
         self.timeout = timeout
@@ -36,6 +36,7 @@ class PipelineForwarder:
                 self.target,
                 forwarded,
                 self._body(),
+                token=token,
                 timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             )
         )

@@ -73,6 +73,7 @@ class Replicator:
                 command.targets[0],
                 header,
                 self._packets(reader, self._rate(command)),
+                token=command.token,
                 timeout=httpx.Timeout(self.timeout, connect=10.0),
             )
         except ChecksumMismatchError as exc:

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 
 from client.protocol.common import DatanodeRef, ExtendedBlock
-from client.protocol.datanode_namenode import HeartbeatRequest, ReplicateBlockCommand
+from client.protocol.datanode_namenode import HeartbeatRequest, RegisterResponse, ReplicateBlockCommand
+from client.protocol.errors import ServerBusyError
+from client.protocol.security import cluster_request_key
 from client.request_id import new_request_id
+from client.tls import client_ssl_context, default_ca_file
 from client.transport import make_http_client
 from datanode.block_checksum import BlockChecksummer
 from datanode.block_receiver import BlockReceiver
 from datanode.block_sender import BlockSender
+from datanode.block_tokens import BlockTokenVerifier
 from datanode.block_truncator import BlockTruncator
 from datanode.config import DataNodeSettings
 from datanode.counters import DataNodeCounters, ErrorKind
@@ -26,15 +30,27 @@ from datanode.storage.block_store import BlockStore, ReplicaInfo
 from server_common.request_id import bound_request_id
 from server_common.webhdfs import DataOps
 
+#: What a busy DataNode asks senders to wait: transfers last milliseconds to seconds, and the
+#: SDK tries the other replicas first and jitters its own backoff anyway.
+BUSY_RETRY_AFTER_S = 0.5
+
 
 class DataNode:
     def __init__(self, settings: DataNodeSettings, advertise_url: str) -> None:
         self.settings = settings
         self.advertise_url = advertise_url.rstrip("/")
+        secret = settings.resolve_cluster_secret()
+        #: Every data request shows a block access token the NameNode signed (datanode.block_tokens).
+        self.block_tokens = BlockTokenVerifier(secret)
         self.store = BlockStore(settings.data_dir, settings.capacity_bytes)
         self.disk = concurrent.futures.ThreadPoolExecutor(settings.disk_threads, thread_name_prefix="disk")
-        self.http = make_http_client(timeout=httpx.Timeout(settings.transfer_timeout_s, connect=10.0))
+        self.http = make_http_client(
+            timeout=httpx.Timeout(settings.transfer_timeout_s, connect=10.0),
+            verify=client_ssl_context(settings.tls_ca_file or default_ca_file()),
+        )
         self.active_transfers = 0
+        #: Requests answered 503 BUSY because `max_transfers` were in progress.
+        self.transfers_refused = 0
         #: Bytes moved, checksum failures and recent errors (for /v1/info, /metrics and heartbeats).
         self.counters = DataNodeCounters()
         self.replicator = Replicator(
@@ -65,9 +81,10 @@ class DataNode:
             replicate=self._replicate,
             heartbeat_interval_s=settings.heartbeat_interval_s,
             block_report_interval_s=settings.block_report_interval_s,
-            on_registered=lambda answer: self.scanner.configure(answer.scan_period_s, answer.scan_rate_bytes_per_s),
+            on_registered=self._registered,
             truncate=self.truncator.truncate,
             counters=self.counters,
+            cluster_key=cluster_request_key(secret),
         )
         self.receiver = BlockReceiver(
             self.store,
@@ -77,13 +94,18 @@ class DataNode:
             self._finalized,
             settings.transfer_timeout_s,
             counters=self.counters,
+            max_block_size=settings.max_block_size,
         )
         self.sender = BlockSender(self.store, self.disk, settings.packet_size, self._report_corrupt, self.counters)
         self.checksummer = BlockChecksummer(self.store, self.disk, settings.packet_size, self._report_corrupt)
         self._link_task: asyncio.Task[None] | None = None
         self._scanner_task: asyncio.Task[None] | None = None
         #: WebHDFS data operations the NameNode redirects here, served through the SDK.
-        self.webhdfs = DataOps(settings.namenode_url)
+        self.webhdfs = DataOps(settings.namenode_url, ca_file=settings.tls_ca_file)
+
+    def _registered(self, answer: RegisterResponse) -> None:
+        self.scanner.configure(answer.scan_period_s, answer.scan_rate_bytes_per_s)
+        self.block_tokens.configure(answer.block_tokens)
 
     def ref(self) -> DatanodeRef:
         return DatanodeRef(id=self.store.identity.datanode_id, url=self.advertise_url, rack=self.settings.rack)
@@ -125,10 +147,18 @@ class DataNode:
         finally:
             self.active_transfers -= 1
 
-    async def counted(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        with self.transfer():
-            async for piece in stream:
-                yield piece
+    def admit(self) -> contextlib.AbstractContextManager[None]:
+        """A transfer slot for a client or pipeline request, or ServerBusyError (503 + Retry-After)
+        while `max_transfers` are in progress. Raised before the request's body is read, so the
+        refusal changed nothing and the sender may retry or go to another replica."""
+        limit = self.settings.max_transfers
+        if self.active_transfers >= limit:
+            self.transfers_refused += 1
+            raise ServerBusyError(
+                f"DataNode {self.advertise_url} is busy: {self.active_transfers} transfers in progress (limit {limit})",
+                retry_after_s=BUSY_RETRY_AFTER_S,
+            )
+        return self.transfer()
 
     async def _replicate(self, command: ReplicateBlockCommand) -> bool:
         # A copy is no client's request: give it an id of its own, shared with its targets' lines.

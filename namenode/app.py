@@ -12,15 +12,19 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from client.protocol import SOFTWARE_VERSION
-from namenode.api import admin, client_protocol, datanode_protocol, events, webhdfs
+from client.protocol.status import NOT_READY_RESPONSE, Readiness
+from namenode.api import admin, client_protocol, datanode_protocol, events, tokens, webhdfs
 from namenode.config import NameNodeSettings
 from namenode.db import schema
 from namenode.db.database import Database
+from namenode.limits import UNLIMITED_ROUTES, install_limits
 from namenode.metrics import NameNodeMetrics
 from namenode.service import NameNode
 from namenode.web import pages
 from server_common.errors import install_error_handlers
 from server_common.metrics import install_metrics
+from server_common.openapi import install_openapi
+from server_common.rate_limit import RateLimitCollector
 from server_common.request_id import install_request_ids
 
 log = structlog.get_logger(__name__)
@@ -59,11 +63,17 @@ def create_app(settings: NameNodeSettings, clock: Callable[[], float] = time.tim
 
     app = FastAPI(title="pydfs NameNode", version=SOFTWARE_VERSION, lifespan=lifespan)
     install_error_handlers(app)
+    # The limits' middlewares answer 429 and 413 before any route: the schema says so.
+    install_openapi(app, every_operation=[429], with_body=[413], exempt_prefixes=UNLIMITED_ROUTES)
+    limiter = install_limits(app, settings)
     registry = install_metrics(app, "dfs_namenode", refresh=lambda: app.state.namenode_metrics.refresh())
+    if limiter is not None:
+        registry.register(RateLimitCollector(limiter, "dfs_namenode"))
     install_request_ids(app)
     app.include_router(client_protocol.router)
     app.include_router(datanode_protocol.router)
     app.include_router(admin.router)
+    app.include_router(tokens.router)
     app.include_router(webhdfs.router)
     app.include_router(events.router)
     app.include_router(pages.router)
@@ -72,7 +82,7 @@ def create_app(settings: NameNodeSettings, clock: Callable[[], float] = time.tim
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], response_model=Readiness, responses=NOT_READY_RESPONSE)
     async def readyz() -> JSONResponse:
         """Ready: out of safe mode and the metadata database answers."""
         reasons = await app.state.namenode.readiness()

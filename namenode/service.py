@@ -59,30 +59,38 @@ from client.protocol.client_namenode import (
 from client.protocol.common import DatanodeRef
 from client.protocol.datanode_namenode import (
     BlockReportRequest,
+    Command,
     HeartbeatRequest,
     HeartbeatResponse,
     IncrementalReportRequest,
     RegisterRequest,
     RegisterResponse,
+    ReplicateBlockCommand,
 )
 from namenode import placement
+from namenode.auth import Authenticator
 from namenode.balancer import Balancer
 from namenode.block_locations import BlockLocator
 from namenode.block_manager import BlockManager
 from namenode.block_reports import BlockReportProcessor
+from namenode.block_tokens import REPLICATE, WRITE, BlockTokenIssuer
 from namenode.config import NameNodeSettings
 from namenode.datanode_manager import DatanodeManager
 from namenode.db.database import Database
 from namenode.db.models import Block, Invalidation, PendingReplication, Replica, ReplicationQueueEntry
+from namenode.db.schema import current_os_user
 from namenode.events import EventLog
 from namenode.fsck import Fsck
+from namenode.inodes import resolve_checked
 from namenode.leases import LeaseManager
 from namenode.namespace import Namespace
+from namenode.permissions import FsAction, GroupMapping, PermissionChecker, Permissions, parse_static_mapping
 from namenode.replication import ReplicationMonitor
 from namenode.safemode import SafeMode
 from namenode.states import REPLICA_CORRUPT
 from namenode.throughput import ThroughputHistory
 from namenode.truncation import Truncations
+from namenode.user_tokens import UserTokens
 from namenode.work_queues import PRIORITY_NAMES, PRIORITY_UNDER_REPLICATED
 from server_common.webhdfs import DataOps
 
@@ -117,14 +125,53 @@ class NameNode:
         self.datanodes.command_sources.append(self.truncations.commands_for)
         self.throughput = ThroughputHistory(clock)
         self.events = EventLog(db, clock)
+        self.permissions = Permissions(
+            superuser=self.superuser,
+            supergroup=settings.supergroup,
+            groups=GroupMapping(parse_static_mapping(settings.user_groups)),
+            enabled=settings.permissions_enabled,
+        )
+        secret = settings.resolve_cluster_secret()
+        self.block_tokens = BlockTokenIssuer(
+            secret,
+            enabled=settings.block_access_tokens,
+            lifetime_s=settings.block_token_lifetime_s,
+            rotation_s=settings.block_key_rotation_s,
+            clock=clock,
+        )
+        self.user_tokens = UserTokens(
+            db,
+            secret,
+            default_ttl_s=settings.user_token_default_ttl_s,
+            max_ttl_s=settings.user_token_max_ttl_s,
+            clock=clock,
+        )
+        self.auth = Authenticator(
+            secret, self.user_tokens, token_mode=settings.auth_mode == "token", superuser=lambda: self.superuser
+        )
         for part in (self.safemode, self.datanodes, self.blocks, self.replication, self.balancer):
             part.events = self.events  # one recorder, able to write events of its own
         self._background: asyncio.Task[None] | None = None
         self._webhdfs_data: DataOps | None = None
 
+    @property
+    def superuser(self) -> str:
+        """The user the NameNode itself runs as, unless configured otherwise (HDFS's rule)."""
+        return self.settings.superuser or current_os_user()
+
+    def is_superuser(self, user: str) -> bool:
+        """May `user` administer the cluster (issue tokens for others, see every token)? The
+        superuser, or a member of the supergroup."""
+        return self.permissions.is_superuser(user)
+
+    def checker(self, user: str) -> PermissionChecker:
+        """What `user` may do to the namespace (namenode.permissions)."""
+        return self.permissions.checker(user)
+
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self.db.read(self.user_tokens.load_revoked)
         # Nodes get a fresh grace period: silence while we were down is not their fault.
         await self.db.write(self.datanodes.touch_all)
         self.events.submit(
@@ -171,83 +218,104 @@ class NameNode:
             except Exception:
                 log.exception("background step failed", step=name)
         try:
+            await self.db.read(self.user_tokens.load_revoked)
+        except Exception:
+            log.exception("background step failed", step="revoked-token refresh")
+        try:
             await self.events.prune_if_needed()
         except Exception:
             log.exception("background step failed", step="event pruning")
 
     # --- namespace -------------------------------------------------------------------------
 
-    async def stat(self, path: str) -> FileStatus:
+    async def stat(self, path: str, *, user: str) -> FileStatus:
         paths.validate_path(path)
-        return await self.db.read(partial(self.namespace.stat, path=path))
+        return await self.db.read(partial(self.namespace.stat, path=path, checker=self.checker(user)))
 
-    async def list_dir(self, path: str, start_after: str, limit: int) -> DirectoryListing:
+    async def list_dir(self, path: str, start_after: str, limit: int, *, user: str) -> DirectoryListing:
         paths.validate_path(path)
-        return await self.db.read(partial(self.namespace.list_dir, path=path, start_after=start_after, limit=limit))
+        return await self.db.read(
+            partial(
+                self.namespace.list_dir, path=path, start_after=start_after, limit=limit, checker=self.checker(user)
+            )
+        )
 
-    async def locations(self, path: str, offset: int, length: int | None) -> LocatedBlocks:
+    async def locations(self, path: str, offset: int, length: int | None, *, user: str) -> LocatedBlocks:
         paths.validate_path(path)
-        return await self.db.read(partial(self.locator.locations, path=path, offset=offset, length=length))
+        located = await self.db.read(
+            partial(self.locator.locations, path=path, offset=offset, length=length, checker=self.checker(user))
+        )
+        return self.block_tokens.stamp_all(located, user)
 
     # The mutations a `put` or a shell command is made of log one line each once committed
     # (with the caller's request_id), so an operation can be followed at the default level.
 
-    async def mkdirs(self, request: MkdirsRequest, user: str) -> FileStatus:
+    async def mkdirs(self, request: MkdirsRequest, *, user: str) -> FileStatus:
         self.safemode.check_writable()
-        status = await self.db.write(partial(self.namespace.mkdirs, request=request, user=user))
+        status = await self.db.write(partial(self.namespace.mkdirs, request=request, checker=self.checker(user)))
         log.info("mkdirs", path=request.path, user=user)
         return status
 
-    async def create(self, request: CreateRequest, user: str) -> FileStatus:
+    async def create(self, request: CreateRequest, *, user: str) -> FileStatus:
         self.safemode.check_writable()
-        status = await self.db.write(partial(self.namespace.create, request=request, user=user))
+        status = await self.db.write(partial(self.namespace.create, request=request, checker=self.checker(user)))
         log.info("file created", path=status.path, file_id=status.file_id, replication=status.replication, user=user)
         return status
 
-    async def rename(self, request: RenameRequest) -> FileStatus:
+    async def rename(self, request: RenameRequest, *, user: str) -> FileStatus:
         self.safemode.check_writable()
-        status = await self.db.write(partial(self.namespace.rename, request=request))
+        status = await self.db.write(partial(self.namespace.rename, request=request, checker=self.checker(user)))
         log.info("renamed", path=request.src, dst=request.dst)
         return status
 
-    async def delete(self, request: DeleteRequest) -> DeleteResponse:
+    async def delete(self, request: DeleteRequest, *, user: str) -> DeleteResponse:
         self.safemode.check_writable()
-        answer = await self.db.write(partial(self.namespace.delete, request=request))
+        answer = await self.db.write(partial(self.namespace.delete, request=request, checker=self.checker(user)))
         log.info("deleted", path=request.path, files=answer.files, directories=answer.directories, blocks=answer.blocks)
         return answer
 
-    async def set_replication(self, request: SetReplicationRequest) -> FileStatus:
+    async def set_replication(self, request: SetReplicationRequest, *, user: str) -> FileStatus:
         self.safemode.check_writable()
-        return await self.db.write(partial(self.namespace.set_replication, request=request))
+        return await self.db.write(partial(self.namespace.set_replication, request=request, checker=self.checker(user)))
 
-    async def set_attributes(self, request: SetAttributesRequest) -> FileStatus:
+    async def set_attributes(self, request: SetAttributesRequest, *, user: str) -> FileStatus:
         self.safemode.check_writable()
-        return await self.db.write(partial(self.namespace.set_attributes, request=request))
+        return await self.db.write(partial(self.namespace.set_attributes, request=request, checker=self.checker(user)))
 
-    async def append(self, request: AppendRequest) -> AppendResponse:
+    async def append(self, request: AppendRequest, *, user: str) -> AppendResponse:
         self.safemode.check_writable()
-        answer = await self.db.write(partial(self.namespace.append, request=request))
+        answer = await self.db.write(partial(self.namespace.append, request=request, checker=self.checker(user)))
         log.info("file opened for append", path=answer.status.path, file_id=answer.status.file_id)
         return answer
 
-    async def recover_lease(self, request: RecoverLeaseRequest) -> None:
+    async def recover_lease(self, request: RecoverLeaseRequest, *, user: str) -> None:
         """Lease recovery at once, for a writer that gave up (instead of after the hard limit)."""
         self.safemode.check_writable()
 
+        checker = self.checker(user)
+
         def recover(session: Session) -> None:
+            resolve_checked(session, request.path, checker, access=FsAction.WRITE)
             inode = self.leases.check(session, request.file_id, request.client_name, request.path)
             self.blocks.recover_file(session, inode.id)
 
         await self.db.write(recover)
 
-    async def concat(self, request: ConcatRequest) -> FileStatus:
+    async def concat(self, request: ConcatRequest, *, user: str) -> FileStatus:
         self.safemode.check_writable()
-        return await self.db.write(partial(self.namespace.concat, request=request))
+        return await self.db.write(partial(self.namespace.concat, request=request, checker=self.checker(user)))
 
-    async def entries_after(self, path: str, name: str) -> int:
+    async def check_access(self, path: str, access: FsAction, *, user: str) -> None:
+        """Raise DfsPermissionError unless `user` may `access` `path` (WebHDFS CHECKACCESS)."""
+        paths.validate_path(path)
+        await self.db.read(partial(resolve_checked, path=path, checker=self.checker(user), access=access))
+
+    async def entries_after(self, path: str, name: str, *, user: str) -> int:
         """How many entries of directory `path` sort after `name` (WebHDFS's remainingEntries)."""
         paths.validate_path(path)
-        return await self.db.read(partial(self.namespace.entries_after, path=path, name=name))
+        return await self.db.read(
+            partial(self.namespace.entries_after, path=path, name=name, checker=self.checker(user))
+        )
 
     async def pick_datanode(self, client_host: str | None) -> DatanodeRef | None:
         """A live DataNode to serve a WebHDFS upload: on the client's host if one is, else the least busy."""
@@ -267,18 +335,19 @@ class NameNode:
     def webhdfs_data_ops(self, own_url: str) -> DataOps:
         """The SDK-backed data operations proxy mode serves here (made on first use)."""
         if self._webhdfs_data is None:
-            self._webhdfs_data = DataOps(own_url)
+            self._webhdfs_data = DataOps(own_url, ca_file=self.settings.tls_ca_file)
         return self._webhdfs_data
 
-    async def content_summary(self, path: str) -> ContentSummary:
+    async def content_summary(self, path: str, *, user: str) -> ContentSummary:
         paths.validate_path(path)
-        return await self.db.read(partial(self.namespace.content_summary, path=path))
+        return await self.db.read(partial(self.namespace.content_summary, path=path, checker=self.checker(user)))
 
     # --- writing files ---------------------------------------------------------------------
 
-    async def add_block(self, request: AddBlockRequest, writer_host: str | None = None) -> LocatedBlock:
+    async def add_block(self, request: AddBlockRequest, *, user: str, writer_host: str | None = None) -> LocatedBlock:
         self.safemode.check_writable()
         located = await self.db.write(partial(self.blocks.add_block, request=request, writer_host=writer_host))
+        located = self.block_tokens.stamp(located, user, WRITE)
         log.info(
             "block allocated",
             path=request.path,
@@ -287,41 +356,52 @@ class NameNode:
         )
         return located
 
-    async def abandon_block(self, request: AbandonBlockRequest) -> None:
+    async def abandon_block(self, request: AbandonBlockRequest, *, user: str) -> None:
         self.safemode.check_writable()
         await self.db.write(partial(self.blocks.abandon_block, request=request))
 
-    async def recover_pipeline(self, request: RecoverPipelineRequest) -> LocatedBlock:
+    async def recover_pipeline(self, request: RecoverPipelineRequest, *, user: str) -> LocatedBlock:
         self.safemode.check_writable()
-        return await self.db.write(partial(self.blocks.recover_pipeline, request=request))
+        located = await self.db.write(partial(self.blocks.recover_pipeline, request=request))
+        return self.block_tokens.stamp(located, user, WRITE)
 
-    async def complete(self, request: CompleteRequest) -> CompleteResponse:
+    async def complete(self, request: CompleteRequest, *, user: str) -> CompleteResponse:
         self.safemode.check_writable()
         answer = await self.db.write(partial(self.blocks.complete, request=request))
         if answer.completed:  # a writer polls while DataNode reports catch up: log the one that closed it
             log.info("file completed", path=request.path, file_id=request.file_id)
         return answer
 
-    async def renew_lease(self, client_name: str) -> None:
+    async def renew_lease(self, client_name: str, *, user: str) -> None:
         await self.db.write(partial(self.leases.renew, holder=client_name))
 
-    async def report_bad_blocks(self, request: ReportBadBlocksRequest) -> None:
+    async def report_bad_blocks(self, request: ReportBadBlocksRequest, *, user: str) -> None:
         await self.db.write(partial(self.blocks.report_bad_blocks, request=request))
 
-    async def truncate(self, request: TruncateRequest) -> TruncateResponse:
+    async def truncate(self, request: TruncateRequest, *, user: str) -> TruncateResponse:
         """Cut a closed file; `done` is false while its last block is being cut on the DataNodes."""
         self.safemode.check_writable()
-        return await self.db.write(partial(self.truncations.truncate, request=request))
+        return await self.db.write(partial(self.truncations.truncate, request=request, checker=self.checker(user)))
 
     # --- DataNodes -------------------------------------------------------------------------
 
     async def register(self, request: RegisterRequest) -> RegisterResponse:
-        return await self.db.write(partial(self.datanodes.register, request=request, cluster_id=self.cluster_id))
+        answer = await self.db.write(partial(self.datanodes.register, request=request, cluster_id=self.cluster_id))
+        return answer.model_copy(update={"block_tokens": self.block_tokens.policy()})
 
     async def heartbeat(self, request: HeartbeatRequest) -> HeartbeatResponse:
         answer = await self.db.write(partial(self.datanodes.heartbeat, request=request))
         self.throughput.record(request.datanode_id, request.bytes_received, request.bytes_sent)
-        return answer
+        if not self.block_tokens.enabled or not any(command.kind == "replicate" for command in answer.commands):
+            return answer
+        return answer.model_copy(update={"commands": [self._with_token(command) for command in answer.commands]})
+
+    def _with_token(self, command: Command) -> Command:
+        """A replicate command carrying the REPLICATE token its targets check."""
+        if not isinstance(command, ReplicateBlockCommand):
+            return command
+        token = self.block_tokens.issue(command.block.block_id, self.superuser, REPLICATE)
+        return command.model_copy(update={"token": token})
 
     async def block_report(self, request: BlockReportRequest) -> None:
         await self.db.write(partial(self.reports.full_report, request=request))
@@ -344,6 +424,7 @@ class NameNode:
             default_replication=s.default_replication,
             max_replication=s.max_replication,
             min_block_size=s.min_block_size,
+            max_block_size=s.max_block_size,
             bytes_per_checksum=s.bytes_per_checksum,
             lease_soft_limit_s=s.lease_soft_limit_s,
         )
@@ -429,30 +510,36 @@ class NameNode:
     async def safemode_status(self) -> SafeModeStatus:
         return await self.db.read(self.safemode.status)
 
-    async def safemode_action(self, action: SafeModeAction) -> SafeModeStatus:
+    async def safemode_action(self, action: SafeModeAction, *, user: str) -> SafeModeStatus:
+        self.checker(user).check_superuser()
         if action is SafeModeAction.ENTER:
             self.safemode.enter()
         else:
             self.safemode.leave()
         return await self.safemode_status()
 
-    async def set_admin_state(self, selector: str, state: AdminState) -> DatanodeInfo:
+    async def set_admin_state(self, selector: str, state: AdminState, *, user: str) -> DatanodeInfo:
+        self.checker(user).check_superuser()
         return await self.db.write(partial(self.datanodes.set_admin_state, selector=selector, wanted=state))
 
-    async def fsck(self, path: str, flags: FsckRequestFlags) -> FsckReport:
+    async def fsck(self, path: str, flags: FsckRequestFlags, *, user: str) -> FsckReport:
+        """Block health under `path`: the superuser's (it names every file and block, as HDFS's fsck)."""
         paths.validate_path(path)
+        self.checker(user).check_superuser()
 
         def run(session: Session) -> FsckReport:
             return Fsck(self.replication.view(session)).run(session, path, flags)
 
         return await self.db.read(run)
 
-    async def balancer_start(self, request: BalancerRequest) -> BalancerStatus:
+    async def balancer_start(self, request: BalancerRequest, *, user: str) -> BalancerStatus:
+        self.checker(user).check_superuser()
         self.safemode.check_writable("the block map (no balancing)")
         self.balancer.start(request)
         return await self.db.read(self.balancer.status)
 
-    async def balancer_stop(self) -> BalancerStatus:
+    async def balancer_stop(self, *, user: str) -> BalancerStatus:
+        self.checker(user).check_superuser()
         self.balancer.stop()
         return await self.db.read(self.balancer.status)
 

@@ -14,7 +14,8 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import structlog
 from fastapi import Request, Response
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from client.file_writer import DfsOutputStream
 from client.filesystem import AsyncDFSClient
 from client.protocol import paths
+from client.protocol.common import MAX_INT64
 from client.protocol.errors import DfsError, DfsIsADirectoryError, describe_validation_errors
 from client.protocol.webhdfs import (
     ANONYMOUS_USER,
@@ -123,7 +125,9 @@ class Params:
             raise invalid_param(name, value, "expected true or false")
         return lowered == "true"
 
-    def integer(self, name: str, default: int | None, *, minimum: int | None = None) -> int | None:
+    def integer(
+        self, name: str, default: int | None, *, minimum: int | None = None, maximum: int = MAX_INT64
+    ) -> int | None:
         value = self.get(name)
         if value is None:
             return default
@@ -133,6 +137,8 @@ class Params:
             raise invalid_param(name, value, "not an integer") from None
         if minimum is not None and number < minimum:
             raise invalid_param(name, value, f"must be at least {minimum}")
+        if number > maximum:  # beyond this no offset, length or size is meaningful (nor fits the database)
+            raise invalid_param(name, value[:40], f"must be at most {maximum}")
         return number
 
     def permission(self, default: int | None) -> int | None:
@@ -183,9 +189,17 @@ async def run(op: str, handler: Callable[[], Awaitable[Response]]) -> Response:
         return render_error(exc, op)
 
 
+class Caller(NamedTuple):
+    """Who a data operation acts as: the user, and the token that proves it (token mode)."""
+
+    user: str
+    token: str = ""
+
+
 @dataclass
 class _UserClient:
     fs: AsyncDFSClient
+    caller: Caller
     requests: int = 0  # requests using it right now
     last_used: float = 0.0
 
@@ -197,13 +211,14 @@ class DataOps:
     NameNode in proxy mode. One SDK client per user, so files are owned by whoever sent them;
     beyond `max_idle_clients`, the least recently used idle ones are closed."""
 
-    def __init__(self, namenode_url: str, max_idle_clients: int = 32) -> None:
+    def __init__(self, namenode_url: str, max_idle_clients: int = 32, *, ca_file: Path | None = None) -> None:
         self.namenode_url = namenode_url
+        self.ca_file = ca_file
         self.max_idle_clients = max_idle_clients
-        self._clients: dict[str, _UserClient] = {}
+        self._clients: dict[Caller, _UserClient] = {}
 
     @contextlib.asynccontextmanager
-    async def client(self, user: str) -> AsyncIterator[AsyncDFSClient]:
+    async def client(self, user: Caller) -> AsyncIterator[AsyncDFSClient]:
         """The user's SDK client, held for the duration of the block."""
         entry = self._acquire(user)
         try:
@@ -211,10 +226,13 @@ class DataOps:
         finally:
             await self._release(entry)
 
-    def _acquire(self, user: str) -> _UserClient:
+    def _acquire(self, user: Caller) -> _UserClient:
         entry = self._clients.get(user)
         if entry is None:
-            entry = self._clients[user] = _UserClient(AsyncDFSClient(self.namenode_url, user=user))
+            # token="" explicitly: never a $DFS_TOKEN from this server's environment.
+            # umask 0: WebHDFS's `permission` (default 644) is the mode, as Hadoop uses it.
+            fs = AsyncDFSClient(self.namenode_url, user=user.user, token=user.token, ca_file=self.ca_file, umask=0)
+            entry = self._clients[user] = _UserClient(fs, caller=user)
         entry.requests += 1
         return entry
 
@@ -224,14 +242,14 @@ class DataOps:
         idle = [e for e in self._clients.values() if e.requests == 0 and e.fs.open_writers == 0]
         idle.sort(key=lambda e: e.last_used)
         for stale in idle[: max(0, len(idle) - self.max_idle_clients)]:
-            self._clients.pop(stale.fs.user, None)
+            self._clients.pop(stale.caller, None)
             with contextlib.suppress(Exception):
                 await stale.fs.aclose()
 
     @property
     def users(self) -> list[str]:
         """Users with an SDK client open here (for tests and status pages)."""
-        return list(self._clients)
+        return [caller.user for caller in self._clients]
 
     async def close(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
@@ -239,7 +257,7 @@ class DataOps:
             with contextlib.suppress(Exception):
                 await entry.fs.aclose()
 
-    async def create(self, request: Request, path: str, params: Params, user: str) -> Response:
+    async def create(self, request: Request, path: str, params: Params, user: Caller) -> Response:
         replication = params.integer("replication", None, minimum=1)
         block_size = params.integer("blocksize", None, minimum=1)
         async with self.client(user) as fs:
@@ -252,15 +270,16 @@ class DataOps:
             )
             await _pour(request, stream)
         # Hadoop answers 201 Created with the file's URI and no body.
-        return Response(status_code=201, headers={"Location": f"webhdfs://{request.url.netloc}{path}"})
+        scheme = "swebhdfs" if request.url.scheme == "https" else "webhdfs"
+        return Response(status_code=201, headers={"Location": f"{scheme}://{request.url.netloc}{path}"})
 
-    async def append(self, request: Request, path: str, params: Params, user: str) -> Response:
+    async def append(self, request: Request, path: str, params: Params, user: Caller) -> Response:
         async with self.client(user) as fs:
             stream = await fs.append(path)
             await _pour(request, stream)
         return Response(status_code=200)
 
-    async def open(self, path: str, params: Params, user: str) -> Response:
+    async def open(self, path: str, params: Params, user: Caller) -> Response:
         offset = params.integer("offset", 0, minimum=0) or 0
         length = params.integer("length", None, minimum=0)
         entry = self._acquire(user)  # released when the body is sent (or on an error here)
@@ -292,7 +311,7 @@ class DataOps:
 
         return StreamingResponse(body(), media_type=OCTET_STREAM, headers={"Content-Length": str(end - offset)})
 
-    async def checksum(self, path: str, user: str) -> Response:
+    async def checksum(self, path: str, user: Caller) -> Response:
         async with self.client(user) as fs:
             checksum = await fs.file_checksum(path)
         return json_response(

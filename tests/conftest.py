@@ -20,6 +20,7 @@ from hypothesis import settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests import tls_mode
 from tests.minicluster import MiniCluster
 
 BACKENDS = ["sqlite", "postgresql"]
@@ -29,6 +30,16 @@ BACKENDS = ["sqlite", "postgresql"]
 settings.register_profile("dev", deadline=None)
 settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under DFS_TEST_TLS=1, trust the session CA before anything (a test, a `dfs` child) needs it."""
+    if tls_mode.enabled():
+        tls_mode.session_tls()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"dfs clusters: {'TLS (DFS_TEST_TLS=1)' if tls_mode.enabled() else 'plain HTTP'}"
 
 
 def postgres_admin_url() -> str | None:
@@ -118,11 +129,13 @@ def healthy_cluster(cluster: MiniCluster) -> Iterator[MiniCluster]:
 
 @pytest.fixture()
 def remote_dir(cluster: MiniCluster, request: pytest.FixtureRequest) -> str:
-    """A fresh directory in the cluster's namespace for one test."""
+    """A fresh directory in the cluster's namespace for one test, writable by everyone: tests
+    act as users of their own (`DFS_USER=alice`), and the directory is created by the superuser."""
     name = "".join(ch if ch.isalnum() else "_" for ch in request.node.name)[:80]
     path = f"/t/{name}_{uuid.uuid4().hex[:6]}"
     with cluster.client() as fs:
         fs.mkdirs(path)
+        fs.set_permission(path, 0o777)
     return path
 
 

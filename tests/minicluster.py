@@ -8,6 +8,7 @@ replica files on disk, and heal the cluster between tests.
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,17 @@ import httpx
 from client.local_cluster import LocalCluster, NodeProcess, wait_until
 from client.protocol.block_format import block_file_name
 from client.protocol.client_namenode import AdminRoutes, AdminState, SafeModeState
+from client.protocol.common import HEADER_USER, MAX_INT64
+from client.protocol.security import HEADER_BLOCK_TOKEN, BlockAccessMode, BlockTokenClaims, block_key, sign_token
 from client.sync_client import DFSClient
+from client.tls import TlsFiles
+from namenode.config import NameNodeSettings
+from namenode.db.schema import current_os_user
+from tests import tls_mode
 
+#: Static groups of the users tests act as: eng has alice and bob, ops carol; opsadmin is a superuser;
+#: the local user nobody is in no group here, whatever the OS says (tests/fuse/test_permissions.py).
+TEST_USER_GROUPS = "alice=eng;bob=eng;carol=ops;opsadmin=supergroup,ops;nobody="
 #: Timing knobs: fast enough for tests, slow enough not to flap on a loaded 2-core machine.
 NAMENODE_ARGS = [
     "--heartbeat-interval",
@@ -37,7 +47,13 @@ NAMENODE_ARGS = [
     "0",
     "--replication-bandwidth",
     "0",
+    # Groups of the test users (tests/cluster/test_permissions.py); nobody else is affected.
+    "--user-groups",
+    TEST_USER_GROUPS,
 ]
+#: The NameNode's default block key rotation (tests mint tokens with the key a NameNode would use).
+BLOCK_KEY_ROTATION_S = NameNodeSettings.model_fields["block_key_rotation_s"].default
+
 DATANODE_ARGS = ["--transfer-timeout", "20", "--scan-period", "3600"]
 
 
@@ -58,7 +74,9 @@ class MiniCluster(LocalCluster):
         db_url: str | None = None,
         namenode_args: Sequence[str] = (),
         datanode_args: Sequence[str] = (),
+        tls: bool | TlsFiles | None = None,
     ) -> None:
+        """`tls=None`: TLS with the session's CA when DFS_TEST_TLS=1 (tests.tls_mode), else plain HTTP."""
         super().__init__(
             base_dir,
             datanodes=datanodes,
@@ -66,9 +84,12 @@ class MiniCluster(LocalCluster):
             db_url=db_url,
             namenode_args=[*NAMENODE_ARGS, *namenode_args],
             datanode_args=[*DATANODE_ARGS, *datanode_args],
+            tls=tls_mode.cluster_tls() if tls is None else tls,
         )
 
     def client(self, **kwargs: Any) -> DFSClient:
+        if self.ca_file is not None:
+            kwargs.setdefault("ca_file", self.ca_file)
         return DFSClient(self.url, **kwargs)
 
     # --- faults ----------------------------------------------------------------------------
@@ -106,10 +127,45 @@ class MiniCluster(LocalCluster):
         wait_until(lambda: self.report().safe_mode is SafeModeState.OFF, 60, "the NameNode to leave safe mode")
 
     def admin(self, method: str, route: str, body: dict[str, Any] | None = None) -> Any:
-        """Call the NameNode's admin API; returns the JSON answer (raises on an error status)."""
-        response = httpx.request(method, self.url + route, json=body, timeout=30.0)
+        """Call the NameNode's admin API as the superuser (the OS user running the cluster); returns
+        the JSON answer (raises on an error status)."""
+        headers = {HEADER_USER: current_os_user()}
+        response = httpx.request(method, self.url + route, json=body, headers=headers, timeout=30.0, verify=self.verify)
         response.raise_for_status()
         return response.json()
+
+    # --- credentials -----------------------------------------------------------------------
+
+    def secret(self) -> str:
+        return self.secret_file.read_text().strip()
+
+    def block_token(
+        self,
+        block_id: int,
+        modes: Sequence[BlockAccessMode] = tuple(BlockAccessMode),
+        *,
+        user: str = "test",
+        lifetime_s: float = 600.0,
+        key_epoch: int | None = None,
+        secret: str | None = None,
+    ) -> str:
+        """A block access token signed as the NameNode would (the test plays the NameNode)."""
+        now = time.time()
+        epoch = int(now // BLOCK_KEY_ROTATION_S * BLOCK_KEY_ROTATION_S) if key_epoch is None else key_epoch
+        claims = BlockTokenClaims(
+            key_epoch=epoch,
+            block_id=block_id,
+            user=user,
+            modes=list(modes),
+            expires_ms=int((now + lifetime_s) * 1000),
+        )
+        return sign_token(block_key(secret or self.secret(), epoch), claims)
+
+    def add_block_token(self, request: httpx.Request) -> None:
+        """An httpx request hook giving every /v1/blocks/{id} request a valid all-modes token."""
+        parts = request.url.path.split("/")
+        if len(parts) > 3 and parts[1:3] == ["v1", "blocks"] and parts[3].isdigit() and 0 < int(parts[3]) <= MAX_INT64:
+            request.headers.setdefault(HEADER_BLOCK_TOKEN, self.block_token(int(parts[3])))
 
     # --- inspection ------------------------------------------------------------------------
 

@@ -46,6 +46,9 @@ def up(
     scan_period: Annotated[
         float | None, typer.Option(help="Seconds in which each DataNode verifies every replica once.")
     ] = None,
+    tls: Annotated[
+        bool, typer.Option("--tls", help="Serve https: make a CA and a certificate under BASE_DIR/tls.")
+    ] = False,
 ) -> None:
     """Start a NameNode and DataNodes as child processes; stop them all on Ctrl-C or SIGTERM."""
     namenode_args: list[str] = []
@@ -70,6 +73,7 @@ def up(
         db_url=db,
         namenode_args=namenode_args,
         racks=racks,
+        tls=tls,
     )
     # Our own handlers: a shell starting us in the background may have set SIGINT to "ignore".
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -104,7 +108,7 @@ def _wait_for_safemode(cluster: LocalCluster, timeout: float = 30.0) -> None:
     try:
         wait_until(lambda: cluster.report().safe_mode is SafeModeState.OFF, timeout, "safe mode to end")
     except TimeoutError:
-        with DFSClient(cluster.url) as fs:
+        with DFSClient(cluster.url, ca_file=cluster.ca_file) as fs:
             status = fs.safemode()
         stderr.print(
             f"Warning: {status.message}\nReads work; to allow changes anyway run: "
@@ -120,7 +124,11 @@ def _print_urls(cluster: LocalCluster) -> None:
         number = int(node.name.removeprefix("datanode"))
         rack = f"rack {cluster.rack_of(number)}    " if cluster.racks > 1 else ""
         out.write(f"{node.name:<11} {node.url}    {rack}(data: {cluster.base_dir / node.name})\n")
+    if cluster.ca_file is not None:
+        out.write(f"TLS CA      {cluster.ca_file}    (every node serves https with a certificate it signed)\n")
     out.write(f"\nUse it:  export DFS_NAMENODE={cluster.url}\n")
+    if cluster.ca_file is not None:
+        out.write(f"         export DFS_CA_FILE={cluster.ca_file}\n")
     out.write("         dfs put README.md /demo/README.md && dfs ls -l /demo && dfs report\n")
     authority = cluster.url.split("://", 1)[1]
     out.write(f"WebHDFS: {cluster.url}/webhdfs/v1    pandas/fsspec: dfs://{authority}/demo/README.md\n")

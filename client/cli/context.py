@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -15,9 +17,15 @@ class CliContext:
     namenode: str | None
     user: str | None
     retry_wait: float = 30.0
+    #: A user token (token mode); None: $DFS_TOKEN / $DFS_TOKEN_FILE, as the SDK reads them.
+    token: str | None = None
+    #: The CA bundle for https NameNodes and DataNodes; None: $DFS_CA_FILE, else the system store.
+    ca_file: Path | None = None
 
-    def client(self) -> DFSClient:
-        return DFSClient(self.namenode, user=self.user, retry_wait=self.retry_wait)
+    def client(self, **overrides: Any) -> DFSClient:
+        options: dict[str, Any] = {"user": self.user, "retry_wait": self.retry_wait, "token": self.token}
+        options["ca_file"] = self.ca_file
+        return DFSClient(self.namenode, **{**options, **overrides})
 
 
 def get_context(ctx: typer.Context) -> CliContext:

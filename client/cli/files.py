@@ -1,5 +1,5 @@
 """File commands of the shell, modelled on `hdfs dfs`: ls, mkdir, put, get, cat, rm, mv, stat, setrep, truncate,
-append, concat, checksum, du, count, chmod, chown."""
+append, concat, checksum, du, count, chmod, chown, chgrp."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from client.cli.context import get_context, remote_path
+from client.cli.modes import parse_mode
 from client.cli.output import human_size, mode_string, print_json, stderr, timestamp
 from client.filesystem import COPY_CHUNK
 from client.protocol import paths
@@ -386,18 +387,18 @@ def count(
 @app.command("chmod")
 def chmod(
     ctx: typer.Context,
-    mode: Annotated[str, typer.Argument(metavar="MODE", help="Octal, e.g. 755 or 1777.")],
+    mode: Annotated[str, typer.Argument(metavar="MODE", help="Octal (755, 1777) or symbolic (u+x,go-w, a+rX, +t).")],
     targets: Annotated[list[str], typer.Argument(metavar="PATH...")],
     recursive: Annotated[bool, typer.Option("-R", help="Also everything under directories.")] = False,
 ) -> None:
-    """Change permission bits."""
+    """Change permission bits (the owner's or the superuser's to change)."""
     try:
-        bits = int(mode, 8)
-    except ValueError:
-        raise typer.BadParameter(f"{mode!r} is not an octal mode such as 755") from None
+        change = parse_mode(mode)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     with get_context(ctx).client() as fs:
-        for path in _targets(fs, targets, recursive):
-            fs.set_permission(path, bits)
+        for status in _target_statuses(fs, targets, recursive):
+            fs.set_permission(status.path, change(status.mode, status.is_dir))
 
 
 @app.command("chown")
@@ -407,13 +408,36 @@ def chown(
     targets: Annotated[list[str], typer.Argument(metavar="PATH...")],
     recursive: Annotated[bool, typer.Option("-R", help="Also everything under directories.")] = False,
 ) -> None:
-    """Change owner and/or group."""
+    """Change owner and/or group (giving a file to another owner takes the superuser)."""
     user, _, group = owner.partition(":")
     if not user and not group:
         raise typer.BadParameter("give an owner, :group, or owner:group")
     with get_context(ctx).client() as fs:
         for path in _targets(fs, targets, recursive):
             fs.set_owner(path, user or None, group or None)
+
+
+@app.command("chgrp")
+def chgrp(
+    ctx: typer.Context,
+    group: Annotated[str, typer.Argument(metavar="GROUP")],
+    targets: Annotated[list[str], typer.Argument(metavar="PATH...")],
+    recursive: Annotated[bool, typer.Option("-R", help="Also everything under directories.")] = False,
+) -> None:
+    """Change the group (the owner may choose a group they are in; the superuser any)."""
+    if not group:
+        raise typer.BadParameter("give a group")
+    with get_context(ctx).client() as fs:
+        for path in _targets(fs, targets, recursive):
+            fs.set_owner(path, None, group)
+
+
+def _target_statuses(fs: DFSClient, targets: list[str], recursive: bool) -> Iterator[FileStatus]:
+    for target in targets:
+        status = fs.status(remote_path(target))
+        yield status
+        if recursive and status.is_dir:
+            yield from fs.walk(status.path)
 
 
 def _targets(fs: DFSClient, targets: list[str], recursive: bool) -> Iterator[str]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from client.cli import admin, cluster, files, health, mount
+from client.cli import admin, cluster, files, health, mount, tls, tokens
 from client.cli.context import CliContext
 from client.cli.output import error
 from client.memory import tune_allocator
@@ -31,6 +32,8 @@ app.registered_commands += (
 )
 app.registered_groups += health.app.registered_groups
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(tokens.app, name="token")
+app.add_typer(tls.app, name="tls")
 
 
 @app.callback()
@@ -44,8 +47,19 @@ def _global_options(
         float,
         typer.Option(envvar="DFS_RETRY_WAIT", min=0, help="Seconds to wait out a NameNode's start-up safe mode."),
     ] = 30.0,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(envvar="DFS_CA_FILE", show_envvar=True, help="CA bundle (PEM) to verify https servers against."),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="DFS_TOKEN", show_envvar=True, help="User token from `dfs token create` (or $DFS_TOKEN_FILE)."
+        ),
+    ] = None,
 ) -> None:
-    ctx.obj = CliContext(namenode=namenode, user=user, retry_wait=retry_wait)
+    ctx.obj = CliContext(namenode=namenode, user=user, retry_wait=retry_wait, token=token)
+    ctx.obj.ca_file = ca_file
     if ctx.invoked_subcommand not in _LONG_RUNNING:
         # One request id for the whole command, so its calls can be found in every server's log.
         ctx.with_resource(request_id())

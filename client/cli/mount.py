@@ -34,7 +34,7 @@ def mount(
         bool, typer.Option("--foreground", "-f", help="Serve in this process, log to stderr.")
     ] = False,
     allow_other: Annotated[
-        bool, typer.Option(help="Let other local users use the mount (kernel-checked modes).")
+        bool, typer.Option(help="Let other local users use the mount, each acting as their own user.")
     ] = False,
     read_only: Annotated[bool, typer.Option("--read-only", help="Refuse every change with EROFS.")] = False,
     cache_ttl: Annotated[
@@ -64,6 +64,8 @@ def mount(
             options = MountOptions(
                 namenode=namenode or context.namenode,
                 user=context.user,
+                token=context.token,
+                ca_file=context.ca_file,
                 read_only=read_only,
                 allow_other=allow_other,
                 cache_ttl=cache_ttl,
@@ -80,14 +82,18 @@ def mount(
             command += ["--namenode", namenode or context.namenode or ""]
         if context.user:
             command += ["--user", context.user]
+        if context.ca_file:
+            command += ["--ca-file", str(context.ca_file.resolve())]
         command += ["mount", str(mountpoint.resolve()), "--foreground", "--cache-ttl", str(cache_ttl)]
         command += ["--readahead-kib", str(readahead_kib)]
         command += ["--allow-other"] * allow_other + ["--read-only"] * read_only
         if spool_dir is not None:
             command += ["--spool-dir", str(spool_dir)]
         with log_path.open("ab") as log:
+            # A token goes by environment, not argv, which any local user can read in `ps`.
+            env = {**os.environ, **({"DFS_TOKEN": context.token} if context.token else {})}
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, env=env
             )
         try:
             wait_until_mounted(mountpoint, process, MOUNT_TIMEOUT_S)

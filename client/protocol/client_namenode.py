@@ -35,6 +35,8 @@ from typing import Annotated
 from pydantic import AfterValidator, Field
 
 from client.protocol.common import (
+    MAX_INT64,
+    NUL_FREE,
     BlockId,
     DatanodeId,
     DatanodeRef,
@@ -43,14 +45,16 @@ from client.protocol.common import (
     NonNegative,
     WireModel,
 )
-from client.protocol.paths import validate_path
+from client.protocol.paths import PATH_JSON_SCHEMA, validate_path
+from client.protocol.security import MAX_TOKEN_LENGTH
 
-WirePath = Annotated[str, AfterValidator(validate_path)]
+#: Checked by `validate_path` (INVALID_PATH); the schema states the rules for API documents and fuzzers.
+WirePath = Annotated[str, AfterValidator(validate_path), Field(json_schema_extra=PATH_JSON_SCHEMA)]
 Replication = Annotated[int, Field(ge=1, le=512)]
 Mode = Annotated[int, Field(ge=0, le=0o7777)]
-ClientName = Annotated[str, Field(min_length=1, max_length=256)]
-UserName = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\s/:]+$")]
-TimeMs = Annotated[int, Field(ge=-1)]
+ClientName = Annotated[str, Field(min_length=1, max_length=256, pattern=NUL_FREE)]
+UserName = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[^\s/:\x00]+$")]
+TimeMs = Annotated[int, Field(ge=-1, le=MAX_INT64)]  # bounded: a larger one overflowed the BIGINT column (500)
 
 MAX_LIST_LIMIT = 10_000
 DEFAULT_LIST_LIMIT = 1_000
@@ -134,6 +138,8 @@ class LocatedBlock(WireModel):
     length: NonNegative
     locations: list[DatanodeRef]
     corrupt: bool = False
+    #: Block access token for these DataNodes (client.protocol.security); empty when tokens are off.
+    token: Annotated[str, Field(max_length=MAX_TOKEN_LENGTH)] = ""
 
 
 class LocatedBlocks(WireModel):
@@ -164,14 +170,14 @@ class CreateRequest(WireModel):
     client_name: ClientName
     overwrite: bool = False
     replication: Replication | None = None
-    block_size: Annotated[int, Field(gt=0)] | None = None
+    block_size: Annotated[int, Field(gt=0, le=MAX_INT64)] | None = None
     mode: Mode = 0o644
     create_parents: bool = True
 
 
 class AddBlockRequest(WireModel):
     path: WirePath
-    file_id: int
+    file_id: NonNegative
     client_name: ClientName
     previous: CommittedBlock | None = None
     excluded_nodes: Annotated[list[DatanodeId], Field(max_length=1024)] = []
@@ -179,7 +185,7 @@ class AddBlockRequest(WireModel):
 
 class AbandonBlockRequest(WireModel):
     path: WirePath
-    file_id: int
+    file_id: NonNegative
     client_name: ClientName
     block: ExtendedBlock
 
@@ -188,7 +194,7 @@ class RecoverPipelineRequest(WireModel):
     """After a pipeline node fails: keep `surviving` nodes, bump the generation stamp."""
 
     path: WirePath
-    file_id: int
+    file_id: NonNegative
     client_name: ClientName
     block: ExtendedBlock
     surviving: Annotated[list[DatanodeId], Field(min_length=1, max_length=64)]
@@ -196,7 +202,7 @@ class RecoverPipelineRequest(WireModel):
 
 class CompleteRequest(WireModel):
     path: WirePath
-    file_id: int
+    file_id: NonNegative
     client_name: ClientName
     last: CommittedBlock | None = None
 
@@ -264,7 +270,7 @@ class RecoverLeaseRequest(WireModel):
     """A writer gives up on its file: close it now, keeping only its finished blocks."""
 
     path: WirePath
-    file_id: int
+    file_id: NonNegative
     client_name: ClientName
 
 
@@ -322,6 +328,8 @@ class ClusterInfo(WireModel):
     min_block_size: int
     bytes_per_checksum: int
     lease_soft_limit_s: float
+    #: Largest block size a create accepts (None from servers that predate the limit).
+    max_block_size: int | None = None
 
 
 class DatanodeState(StrEnum):
@@ -492,7 +500,7 @@ class FsckReport(WireModel):
 
 class BalancerRequest(WireModel):
     threshold_pct: Annotated[float, Field(gt=0, le=100)] = 10.0
-    bandwidth_mbps: Annotated[float, Field(gt=0)] = 10.0
+    bandwidth_mbps: Annotated[float, Field(gt=0, le=1_000_000)] = 10.0
 
 
 class BalancerNode(WireModel):

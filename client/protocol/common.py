@@ -14,7 +14,10 @@ BlockId = Annotated[int, Field(gt=0, le=MAX_INT64)]
 GenStamp = Annotated[int, Field(gt=0, le=MAX_INT64)]
 NonNegative = Annotated[int, Field(ge=0, le=MAX_INT64)]
 DatanodeId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
-Url = Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://\S+$")]
+#: Text the metadata database keeps: PostgreSQL refuses NUL characters in text (a 500), so every
+#: stored wire string refuses them up front (400), on every backend alike.
+NUL_FREE = r"^[^\x00]*$"
+Url = Annotated[str, Field(min_length=1, max_length=2048, pattern=r"^https?://[^\s\x00]+$")]
 
 HEADER_USER = "X-DFS-User"
 HEADER_CLIENT_NAME = "X-DFS-Client"

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from client.protocol.common import (
+    NUL_FREE,
     BlockId,
     DatanodeId,
     DatanodeRef,
@@ -23,8 +24,13 @@ from client.protocol.common import (
     Url,
     WireModel,
 )
+from client.protocol.security import MAX_TOKEN_LENGTH, BlockTokenPolicy
 
 MAX_REPORT_PAGE = 50_000
+#: The NameNode's body limit on DataNode-protocol routes: a full page of the largest report (an
+#: incremental report with MAX_REPORT_PAGE received and deleted replicas, every number at its
+#: maximum) is about 9 MiB as JSON; tests/unit/test_request_limits.py checks that it fits.
+MAX_REPORT_BODY_BYTES = 32 * 1024 * 1024
 
 
 class ReplicaState(StrEnum):
@@ -37,12 +43,13 @@ class ReplicaState(StrEnum):
 class RegisterRequest(WireModel):
     datanode_id: DatanodeId
     url: Url
-    rack: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^/\S*$")] = "/default-rack"
-    cluster_id: str | None = None
+    rack: Annotated[str, Field(min_length=1, max_length=256, pattern=r"^/[^\s\x00]*$")] = "/default-rack"
+    cluster_id: Annotated[str, Field(max_length=64)] | None = None
     capacity: NonNegative
     used: NonNegative
     remaining: NonNegative
-    version: str
+    #: Kept in the DataNode table (64 characters there).
+    version: Annotated[str, Field(max_length=64, pattern=NUL_FREE)]
 
 
 class RegisterResponse(WireModel):
@@ -53,6 +60,8 @@ class RegisterResponse(WireModel):
     block_report_interval_s: float
     scan_period_s: float = 21 * 24 * 3600.0
     scan_rate_bytes_per_s: int = 8_000_000
+    #: How block access tokens are issued; the DataNode refuses data requests without one when required.
+    block_tokens: BlockTokenPolicy | None = None
 
 
 class HeartbeatRequest(WireModel):
@@ -82,6 +91,8 @@ class ReplicateBlockCommand(WireModel):
     block: ExtendedBlock
     length: NonNegative
     targets: Annotated[list[DatanodeRef], Field(min_length=1)]
+    #: REPLICATE token the targets check (client.protocol.security); empty when tokens are off.
+    token: Annotated[str, Field(max_length=MAX_TOKEN_LENGTH)] = ""
     #: Pace this copy to at most this many bytes per second (None: as fast as possible).
     max_rate_bytes_per_s: Annotated[int, Field(gt=0)] | None = None
 

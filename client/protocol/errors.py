@@ -9,6 +9,8 @@ for SDK users.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import errno as errno_mod
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
@@ -28,6 +30,8 @@ class ErrorCode(StrEnum):
     IS_A_DIRECTORY = "IS_A_DIRECTORY"
     DIRECTORY_NOT_EMPTY = "DIRECTORY_NOT_EMPTY"
     PERMISSION_DENIED = "PERMISSION_DENIED"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    INVALID_BLOCK_TOKEN = "INVALID_BLOCK_TOKEN"
     LEASE_CONFLICT = "LEASE_CONFLICT"
     LEASE_EXPIRED = "LEASE_EXPIRED"
     NOT_ENOUGH_DATANODES = "NOT_ENOUGH_DATANODES"
@@ -45,6 +49,9 @@ class ErrorCode(StrEnum):
     # Cluster membership.
     CLUSTER_MISMATCH = "CLUSTER_MISMATCH"
     UNKNOWN_DATANODE = "UNKNOWN_DATANODE"
+    # Backpressure: refused before anything was done, so always safe to retry (after Retry-After).
+    TOO_MANY_REQUESTS = "TOO_MANY_REQUESTS"
+    BUSY = "BUSY"
     # Transport and server faults.
     UNAVAILABLE = "UNAVAILABLE"
     TIMEOUT = "TIMEOUT"
@@ -59,7 +66,9 @@ class ErrorBody(BaseModel):
     errno: int
     message: str
     path: str | None = None
-    #: Set when the condition is expected to pass (e.g. start-up safe mode): retry after this long.
+    #: Set when the condition is expected to pass (start-up safe mode, a rate limit, a busy DataNode)
+    #: and only on refusals answered before anything changed: the same request may be sent again
+    #: after about this long, whatever it was. Also sent as the `Retry-After` header (whole seconds).
     retry_after_s: float | None = None
 
 
@@ -157,6 +166,24 @@ class DfsPermissionError(DfsError, PermissionError):
     """The caller may not do this (HTTP 403, EACCES)."""
 
     code = ErrorCode.PERMISSION_DENIED
+    errno_value = errno_mod.EACCES
+    http_status = 403
+
+
+class UnauthenticatedError(DfsError, PermissionError):
+    """No valid credential: a missing, forged, expired or revoked token or cluster signature
+    (HTTP 401, EACCES)."""
+
+    code = ErrorCode.UNAUTHENTICATED
+    errno_value = errno_mod.EACCES
+    http_status = 401
+
+
+class InvalidBlockTokenError(DfsError, PermissionError):
+    """A DataNode refused the block access token: missing, forged, expired, for another block or
+    another access mode (HTTP 403, EACCES). A client fetches fresh locations and tries again."""
+
+    code = ErrorCode.INVALID_BLOCK_TOKEN
     errno_value = errno_mod.EACCES
     http_status = 403
 
@@ -281,6 +308,23 @@ class UnknownDatanodeError(DfsError):
     http_status = 404
 
 
+class TooManyRequestsError(DfsError):
+    """The caller is over its rate limit; nothing was done, retry after `retry_after_s` (HTTP 429, EAGAIN)."""
+
+    code = ErrorCode.TOO_MANY_REQUESTS
+    errno_value = errno_mod.EAGAIN
+    http_status = 429
+
+
+class ServerBusyError(DfsError):
+    """A server is at its limit of concurrent transfers; nothing was done, retry after
+    `retry_after_s` or elsewhere (HTTP 503, EBUSY)."""
+
+    code = ErrorCode.BUSY
+    errno_value = errno_mod.EBUSY
+    http_status = 503
+
+
 class UnavailableError(DfsError, ConnectionError):
     """A service could not be reached (HTTP 503, ECONNREFUSED)."""
 
@@ -324,6 +368,8 @@ ERROR_CLASSES: dict[ErrorCode, type[DfsError]] = {
         DfsIsADirectoryError,
         DirectoryNotEmptyError,
         DfsPermissionError,
+        UnauthenticatedError,
+        InvalidBlockTokenError,
         LeaseConflictError,
         LeaseExpiredError,
         NotEnoughDatanodesError,
@@ -339,6 +385,8 @@ ERROR_CLASSES: dict[ErrorCode, type[DfsError]] = {
         PipelineFailedError,
         ClusterMismatchError,
         UnknownDatanodeError,
+        TooManyRequestsError,
+        ServerBusyError,
         UnavailableError,
         DfsTimeoutError,
         ProtocolError,
@@ -370,14 +418,48 @@ def error_from_body(body: ErrorBody) -> DfsError:
     return ERROR_CLASSES[body.code](body.message, path=body.path, retry_after_s=body.retry_after_s)
 
 
-def error_from_response(status: int, payload: object) -> DfsError:
-    """Turn any error response into a DfsError, even one that is not our wire shape."""
+#: A `Retry-After` longer than this is taken as this (a broken or hostile server must not park a client).
+MAX_RETRY_AFTER_S = 300.0
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a `Retry-After` header: delta-seconds or an HTTP date; None if absent or unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        seconds = float(text)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        seconds = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+def error_from_response(status: int, payload: object, retry_after: str | None = None) -> DfsError:
+    """Turn any error response into a DfsError, even one that is not our wire shape.
+
+    `retry_after` is the response's `Retry-After` header: it fills in `retry_after_s` when the
+    body does not carry one, for a 429 or a 503 (a proxy's 503 with Retry-After says "try again")."""
+    header_wait = parse_retry_after(retry_after) if status in (429, 503) else None
     if isinstance(payload, dict):
         try:
-            return error_from_body(ErrorBody.model_validate(payload))
+            error = error_from_body(ErrorBody.model_validate(payload))
         except ValueError:
             pass
+        else:
+            if error.retry_after_s is None:
+                error.retry_after_s = header_wait
+            return error
     text = str(payload)[:300] if payload else f"HTTP {status}"
+    if status == 429:
+        return TooManyRequestsError(f"too many requests (HTTP 429): {text}", retry_after_s=header_wait)
+    if header_wait is not None and status == 503:
+        return UnavailableError(f"service unavailable (HTTP 503): {text}", retry_after_s=header_wait)
     if status == 404:
         return DfsFileNotFoundError(f"not found (HTTP 404): {text}")
     if status in (502, 503):

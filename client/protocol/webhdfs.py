@@ -132,6 +132,8 @@ _BY_CODE: dict[ErrorCode, JavaException] = {
         "PathIsNotEmptyDirectoryException", "org.apache.hadoop.fs.PathIsNotEmptyDirectoryException", 403
     ),
     ErrorCode.PERMISSION_DENIED: ACCESS_CONTROL,
+    # No valid token: Hadoop's ExceptionHandler answers a SecurityException with 401.
+    ErrorCode.UNAUTHENTICATED: JavaException("SecurityException", "java.lang.SecurityException", 401),
     ErrorCode.LEASE_CONFLICT: JavaException(
         "AlreadyBeingCreatedException", "org.apache.hadoop.hdfs.protocol.AlreadyBeingCreatedException", 403
     ),
@@ -147,6 +149,9 @@ _BY_CODE: dict[ErrorCode, JavaException] = {
         "BlockMissingException", "org.apache.hadoop.hdfs.BlockMissingException", 403
     ),
     ErrorCode.INTERNAL: JavaException("RuntimeException", "java.lang.RuntimeException", 500),
+    # Backpressure: Hadoop's "try again" exception, keeping the status that says why.
+    ErrorCode.TOO_MANY_REQUESTS: JavaException("RetriableException", "org.apache.hadoop.ipc.RetriableException", 429),
+    ErrorCode.BUSY: JavaException("RetriableException", "org.apache.hadoop.ipc.RetriableException", 503),
 }
 
 

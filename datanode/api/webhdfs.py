@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response
 
 from client.protocol.webhdfs import PREFIX, UNSUPPORTED
 from datanode.api.blocks import DataNodeDep
-from server_common.webhdfs import Params, WebHdfsError, request_path, run
+from server_common.webhdfs import Caller, Params, WebHdfsError, request_path, run
 
 router = APIRouter(tags=["webhdfs"])
 
@@ -28,7 +28,8 @@ async def webhdfs(request: Request, datanode: DataNodeDep, raw_path: str = "") -
         op = params.op(request.method)
         path = request_path(raw_path)
         # The NameNode already settled who the caller acts as; it put that user in the Location.
-        user = params.user()
+        # In token mode it also put the caller's token there (`delegation`), which we act with.
+        user = Caller(params.user(), params.get("delegation") or "")
         ops = datanode.webhdfs
         if op == "CREATE":
             return await ops.create(request, path, params, user)

@@ -40,126 +40,132 @@ from client.protocol.client_namenode import (
     TruncateResponse,
 )
 from client.protocol.common import MAX_INT64
-from client.protocol.paths import MAX_PATH_BYTES
+from client.protocol.paths import MAX_PATH_BYTES, PATH_JSON_SCHEMA
 from namenode.api.deps import NameNodeDep, UserDep
+from server_common.openapi import error_responses
 
-router = APIRouter(tags=["namespace"])
+#: Auth, permissions, missing paths, conflicts (exists, leases), safe mode / no DataNodes (429 and 413: app-wide).
+router = APIRouter(tags=["namespace"], responses=error_responses(401, 403, 404, 409, 503))
 
-PathParam = Annotated[str, Query(min_length=1, max_length=MAX_PATH_BYTES * 4)]
+#: Documented as at most MAX_PATH_BYTES characters (PATH_JSON_SCHEMA): the 4x looser bound here only lets a
+#: longer path reach `validate_path`, which names the byte limit.
+PathParam = Annotated[str, Query(min_length=1, max_length=MAX_PATH_BYTES * 4, json_schema_extra=PATH_JSON_SCHEMA)]
 
 
 @router.get(Routes.STATUS)
-async def status(path: PathParam, namenode: NameNodeDep) -> FileStatus:
-    return await namenode.stat(path)
+async def status(path: PathParam, namenode: NameNodeDep, user: UserDep) -> FileStatus:
+    return await namenode.stat(path, user=user)
 
 
 @router.get(Routes.LIST)
 async def list_directory(
     path: PathParam,
     namenode: NameNodeDep,
+    user: UserDep,
     start_after: Annotated[str, Query(max_length=1024)] = "",
     limit: Annotated[int, Query(ge=1, le=MAX_LIST_LIMIT)] = DEFAULT_LIST_LIMIT,
 ) -> DirectoryListing:
-    return await namenode.list_dir(path, start_after, limit)
+    return await namenode.list_dir(path, start_after, limit, user=user)
 
 
 @router.get(Routes.LOCATIONS)
 async def locations(
     path: PathParam,
     namenode: NameNodeDep,
+    user: UserDep,
     offset: Annotated[int, Query(ge=0, le=MAX_INT64)] = 0,
     length: Annotated[int | None, Query(ge=0, le=MAX_INT64)] = None,
 ) -> LocatedBlocks:
-    return await namenode.locations(path, offset, length)
+    return await namenode.locations(path, offset, length, user=user)
 
 
 @router.post(Routes.MKDIRS)
 async def mkdirs(request: MkdirsRequest, namenode: NameNodeDep, user: UserDep) -> FileStatus:
-    return await namenode.mkdirs(request, user)
+    return await namenode.mkdirs(request, user=user)
 
 
 @router.post(Routes.CREATE)
 async def create(request: CreateRequest, namenode: NameNodeDep, user: UserDep) -> FileStatus:
-    return await namenode.create(request, user)
+    return await namenode.create(request, user=user)
 
 
 @router.post(Routes.ADD_BLOCK)
-async def add_block(request: AddBlockRequest, namenode: NameNodeDep, http: Request) -> LocatedBlock:
+async def add_block(request: AddBlockRequest, namenode: NameNodeDep, user: UserDep, http: Request) -> LocatedBlock:
     # The writer's address: if it is a DataNode's host, the first replica goes there.
-    return await namenode.add_block(request, writer_host=http.client.host if http.client else None)
+    return await namenode.add_block(request, user=user, writer_host=http.client.host if http.client else None)
 
 
 @router.post(Routes.ABANDON_BLOCK)
-async def abandon_block(request: AbandonBlockRequest, namenode: NameNodeDep) -> Ack:
-    await namenode.abandon_block(request)
+async def abandon_block(request: AbandonBlockRequest, namenode: NameNodeDep, user: UserDep) -> Ack:
+    await namenode.abandon_block(request, user=user)
     return Ack()
 
 
 @router.post(Routes.RECOVER_PIPELINE)
-async def recover_pipeline(request: RecoverPipelineRequest, namenode: NameNodeDep) -> LocatedBlock:
-    return await namenode.recover_pipeline(request)
+async def recover_pipeline(request: RecoverPipelineRequest, namenode: NameNodeDep, user: UserDep) -> LocatedBlock:
+    return await namenode.recover_pipeline(request, user=user)
 
 
 @router.post(Routes.COMPLETE)
-async def complete(request: CompleteRequest, namenode: NameNodeDep) -> CompleteResponse:
-    return await namenode.complete(request)
+async def complete(request: CompleteRequest, namenode: NameNodeDep, user: UserDep) -> CompleteResponse:
+    return await namenode.complete(request, user=user)
 
 
 @router.post(Routes.RENAME)
-async def rename(request: RenameRequest, namenode: NameNodeDep) -> FileStatus:
-    return await namenode.rename(request)
+async def rename(request: RenameRequest, namenode: NameNodeDep, user: UserDep) -> FileStatus:
+    return await namenode.rename(request, user=user)
 
 
 @router.post(Routes.DELETE)
-async def delete(request: DeleteRequest, namenode: NameNodeDep) -> DeleteResponse:
-    return await namenode.delete(request)
+async def delete(request: DeleteRequest, namenode: NameNodeDep, user: UserDep) -> DeleteResponse:
+    return await namenode.delete(request, user=user)
 
 
 @router.post(Routes.SET_REPLICATION)
-async def set_replication(request: SetReplicationRequest, namenode: NameNodeDep) -> FileStatus:
-    return await namenode.set_replication(request)
+async def set_replication(request: SetReplicationRequest, namenode: NameNodeDep, user: UserDep) -> FileStatus:
+    return await namenode.set_replication(request, user=user)
 
 
 @router.post(Routes.SET_ATTRIBUTES)
-async def set_attributes(request: SetAttributesRequest, namenode: NameNodeDep) -> FileStatus:
-    return await namenode.set_attributes(request)
+async def set_attributes(request: SetAttributesRequest, namenode: NameNodeDep, user: UserDep) -> FileStatus:
+    return await namenode.set_attributes(request, user=user)
 
 
 @router.post(Routes.APPEND)
-async def append(request: AppendRequest, namenode: NameNodeDep) -> AppendResponse:
-    return await namenode.append(request)
+async def append(request: AppendRequest, namenode: NameNodeDep, user: UserDep) -> AppendResponse:
+    return await namenode.append(request, user=user)
 
 
 @router.post(Routes.RECOVER_LEASE)
-async def recover_lease(request: RecoverLeaseRequest, namenode: NameNodeDep) -> Ack:
-    await namenode.recover_lease(request)
+async def recover_lease(request: RecoverLeaseRequest, namenode: NameNodeDep, user: UserDep) -> Ack:
+    await namenode.recover_lease(request, user=user)
     return Ack()
 
 
 @router.post(Routes.CONCAT)
-async def concat(request: ConcatRequest, namenode: NameNodeDep) -> FileStatus:
-    return await namenode.concat(request)
+async def concat(request: ConcatRequest, namenode: NameNodeDep, user: UserDep) -> FileStatus:
+    return await namenode.concat(request, user=user)
 
 
 @router.get(Routes.CONTENT_SUMMARY)
-async def content_summary(path: PathParam, namenode: NameNodeDep) -> ContentSummary:
-    return await namenode.content_summary(path)
+async def content_summary(path: PathParam, namenode: NameNodeDep, user: UserDep) -> ContentSummary:
+    return await namenode.content_summary(path, user=user)
 
 
 @router.post(Routes.TRUNCATE)
-async def truncate(request: TruncateRequest, namenode: NameNodeDep) -> TruncateResponse:
-    return await namenode.truncate(request)
+async def truncate(request: TruncateRequest, namenode: NameNodeDep, user: UserDep) -> TruncateResponse:
+    return await namenode.truncate(request, user=user)
 
 
 @router.post(Routes.RENEW_LEASE)
-async def renew_lease(request: RenewLeaseRequest, namenode: NameNodeDep) -> Ack:
-    await namenode.renew_lease(request.client_name)
+async def renew_lease(request: RenewLeaseRequest, namenode: NameNodeDep, user: UserDep) -> Ack:
+    await namenode.renew_lease(request.client_name, user=user)
     return Ack()
 
 
 @router.post(Routes.REPORT_BAD_BLOCKS)
-async def report_bad_blocks(request: ReportBadBlocksRequest, namenode: NameNodeDep) -> Ack:
-    await namenode.report_bad_blocks(request)
+async def report_bad_blocks(request: ReportBadBlocksRequest, namenode: NameNodeDep, user: UserDep) -> Ack:
+    await namenode.report_bad_blocks(request, user=user)
     return Ack()
 
 

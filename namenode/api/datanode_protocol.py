@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from client.protocol.client_namenode import Ack, Routes
 from client.protocol.datanode_namenode import (
@@ -13,9 +13,13 @@ from client.protocol.datanode_namenode import (
     RegisterRequest,
     RegisterResponse,
 )
-from namenode.api.deps import NameNodeDep
+from namenode.api.deps import NameNodeDep, require_cluster_secret
+from server_common.openapi import error_responses
 
-router = APIRouter(tags=["datanode"])
+#: No cluster secret (401), an unregistered DataNode (404), another cluster (409).
+router = APIRouter(
+    tags=["datanode"], dependencies=[Depends(require_cluster_secret)], responses=error_responses(401, 404, 409)
+)
 
 
 @router.post(Routes.REGISTER)

@@ -9,17 +9,26 @@ from fastapi import Depends, Header, Request
 from client.protocol.common import HEADER_USER
 from namenode.service import NameNode
 
-DEFAULT_USER = "anonymous"
-
 
 def get_namenode(request: Request) -> NameNode:
     namenode: NameNode = request.app.state.namenode
     return namenode
 
 
-def get_user(user: Annotated[str | None, Header(alias=HEADER_USER, max_length=256)] = None) -> str:
-    """The caller's user name ("simple" authentication, as HDFS: the client states it)."""
-    return user or DEFAULT_USER
+async def get_user(
+    request: Request,
+    namenode: Annotated[NameNode, Depends(get_namenode)],
+    user: Annotated[str | None, Header(alias=HEADER_USER, max_length=256)] = None,
+) -> str:
+    """The authenticated caller (namenode.auth): a token's user, the superuser for a cluster-signed
+    request, or in simple mode the user the `X-DFS-User` header states (HDFS's simple auth)."""
+    del user  # declared for the API schema; namenode.auth reads the header itself
+    return await namenode.auth.caller(request)
+
+
+async def require_cluster_secret(request: Request, namenode: Annotated[NameNode, Depends(get_namenode)]) -> None:
+    """Only processes holding the cluster secret (DataNodes) may use the DataNode protocol."""
+    await namenode.auth.verify_cluster_request(request)
 
 
 NameNodeDep = Annotated[NameNode, Depends(get_namenode)]

@@ -27,9 +27,15 @@ from client.protocol.client_namenode import (
     TruncateRequest,
 )
 from client.protocol.common import DatanodeRef
-from client.protocol.errors import DfsError, DfsFileNotFoundError, DfsIsADirectoryError, DfsNotADirectoryError
+from client.protocol.errors import (
+    DfsError,
+    DfsFileNotFoundError,
+    DfsIsADirectoryError,
+    DfsNotADirectoryError,
+    UnauthenticatedError,
+)
+from client.protocol.security import HEADER_AUTHORIZATION, InvalidCredentialError, UserTokenClaims, read_claims
 from client.protocol.webhdfs import (
-    ACCESS_CONTROL,
     FILE_NOT_FOUND,
     ILLEGAL_ARGUMENT,
     IO_EXCEPTION,
@@ -45,9 +51,10 @@ from client.protocol.webhdfs import (
     server_defaults_json,
 )
 from namenode.api.deps import NameNodeDep
-from namenode.db.schema import current_os_user
+from namenode.auth import bearer_token
+from namenode.permissions import FsAction
 from namenode.service import NameNode
-from server_common.webhdfs import Params, WebHdfsError, json_response, request_path, run, webhdfs_url
+from server_common.webhdfs import Caller, Params, WebHdfsError, json_response, request_path, run, webhdfs_url
 
 router = APIRouter(tags=["webhdfs"])
 
@@ -78,12 +85,12 @@ class NameNodeWebHdfs:
 
     @property
     def superuser(self) -> str:
-        return self.namenode.settings.superuser or current_os_user()
+        return self.namenode.superuser
 
     async def dispatch(self, raw_path: str) -> Response:
         op = self.params.op(self.request.method)
         path = request_path(raw_path)
-        user = self.params.user(self.superuser)
+        user = self._authenticated_user()
         if op in REDIRECT_OPS:
             return await self._data(op, path, user)
         handler = getattr(self, "op_" + op.lower(), None)
@@ -92,6 +99,25 @@ class NameNodeWebHdfs:
         response: Response = await handler(path, user)
         return response
 
+    def _credential(self) -> str | None:
+        """The caller's token: `delegation=` (Hadoop's delegation tokens) or a bearer header."""
+        if token := self.params.get("delegation"):
+            return token
+        authorization = self.request.headers.get(HEADER_AUTHORIZATION)
+        return None if authorization is None else bearer_token(authorization)
+
+    def _authenticated_user(self) -> str:
+        """A token's user, else (simple mode only) `user.name`/`doas`, as namenode.auth decides."""
+        token = self._credential()
+        if token is not None:
+            return self.namenode.auth.token_user(token)
+        if self.namenode.auth.token_mode:
+            raise UnauthenticatedError(
+                "this cluster requires a token: pass delegation=<token> (from `dfs token create`) "
+                "or an `Authorization: Bearer` header"
+            )
+        return self.params.user(self.superuser)
+
     # --- data operations: redirect to a DataNode (or, in proxy mode, serve here) ----------------
 
     async def _data(self, op: str, path: str, user: str) -> Response:
@@ -99,17 +125,19 @@ class NameNodeWebHdfs:
         if settings.webhdfs_proxy and self.params.boolean("data", False):
             return await self._serve_data(op, path, user)
         if op != "CREATE":
-            status = await self.namenode.stat(path)
+            status = await self.namenode.stat(path, user=user)
             if status.is_dir:
                 raise WebHdfsError(FILE_NOT_FOUND, f"Path is not a file: {path}")
         query = {key: value for key, value in self.params.values.items() if key not in ("user.name", "doas")}
         query["user.name"] = user
         query["op"] = op
+        if (token := self._credential()) is not None:
+            query["delegation"] = token  # the DataNode acts with it, as Hadoop's redirects do
         if settings.webhdfs_proxy:
             query["data"] = "true"
             base = str(self.request.base_url)
         else:
-            node = await self._choose_datanode(op, path)
+            node = await self._choose_datanode(op, path, user)
             query["namenoderpcaddress"] = self.request.url.netloc
             base = node.url
         location = webhdfs_url(base, path, query)
@@ -117,11 +145,11 @@ class NameNodeWebHdfs:
             return json_response({"Location": location})
         return Response(status_code=307, headers={"Location": location}, media_type="application/json")
 
-    async def _choose_datanode(self, op: str, path: str) -> DatanodeRef:
+    async def _choose_datanode(self, op: str, path: str, user: str) -> DatanodeRef:
         client_host = self.request.client.host if self.request.client else None
         if op == "OPEN":
             offset = self.params.integer("offset", 0, minimum=0) or 0
-            located = await self.namenode.locations(path, offset, 1)
+            located = await self.namenode.locations(path, offset, 1, user=user)
             holders = [node for block in located.blocks for node in block.locations]
             local = [node for node in holders if client_host and _host(node.url) == client_host]
             if local or holders:
@@ -131,7 +159,8 @@ class NameNodeWebHdfs:
             raise WebHdfsError(IO_EXCEPTION, "Failed to find datanode, suggest to check cluster health.")
         return node
 
-    async def _serve_data(self, op: str, path: str, user: str) -> Response:
+    async def _serve_data(self, op: str, path: str, name: str) -> Response:
+        user = Caller(name, self._credential() or "")
         ops = self.namenode.webhdfs_data_ops(_own_url(self.request))
         if op == "CREATE":
             return await ops.create(self.request, path, self.params, user)
@@ -144,13 +173,13 @@ class NameNodeWebHdfs:
     # --- GET ----------------------------------------------------------------------------------
 
     async def op_getfilestatus(self, path: str, user: str) -> Response:
-        return json_response({"FileStatus": file_status_json(await self.namenode.stat(path), "")})
+        return json_response({"FileStatus": file_status_json(await self.namenode.stat(path, user=user), "")})
 
     async def op_liststatus(self, path: str, user: str) -> Response:
         entries: list[dict[str, Any]] = []
         after = ""
         while True:
-            page = await self.namenode.list_dir(path, after, MAX_LIST_LIMIT)
+            page = await self.namenode.list_dir(path, after, MAX_LIST_LIMIT, user=user)
             entries.extend(_listing_entry(status, path) for status in page.entries)
             if not page.has_more or not page.entries:
                 break
@@ -159,10 +188,10 @@ class NameNodeWebHdfs:
 
     async def op_liststatus_batch(self, path: str, user: str) -> Response:
         after = self.params.get("startafter", "") or ""
-        page = await self.namenode.list_dir(path, after, LIST_BATCH_SIZE)
+        page = await self.namenode.list_dir(path, after, LIST_BATCH_SIZE, user=user)
         remaining = 0
         if page.has_more and page.entries:
-            remaining = await self.namenode.entries_after(path, page.entries[-1].name)
+            remaining = await self.namenode.entries_after(path, page.entries[-1].name, user=user)
         return json_response(
             {
                 "DirectoryListing": {
@@ -175,10 +204,10 @@ class NameNodeWebHdfs:
         )
 
     async def op_getcontentsummary(self, path: str, user: str) -> Response:
-        return json_response(content_summary_json(await self.namenode.content_summary(path)))
+        return json_response(content_summary_json(await self.namenode.content_summary(path, user=user)))
 
     async def op_getquotausage(self, path: str, user: str) -> Response:
-        return json_response(quota_usage_json(await self.namenode.content_summary(path)))
+        return json_response(quota_usage_json(await self.namenode.content_summary(path, user=user)))
 
     async def op_gethomedirectory(self, path: str, user: str) -> Response:
         return json_response({"Path": f"/user/{user}"})
@@ -190,7 +219,7 @@ class NameNodeWebHdfs:
         offset = self.params.integer("offset", 0, minimum=0) or 0
         length = self.params.integer("length", None, minimum=0)
         try:
-            located = await self.namenode.locations(path, offset, length)
+            located = await self.namenode.locations(path, offset, length, user=user)
         except DfsIsADirectoryError:
             raise WebHdfsError(FILE_NOT_FOUND, f"Path is not a file: {path}") from None
         return json_response(block_locations_json(located.blocks))
@@ -205,7 +234,7 @@ class NameNodeWebHdfs:
         )
 
     async def op_getaclstatus(self, path: str, user: str) -> Response:
-        status = await self.namenode.stat(path)
+        status = await self.namenode.stat(path, user=user)
         # No ACL entries exist: the status is the mode bits, as Hadoop shows for a plain inode.
         return json_response(
             {
@@ -219,30 +248,37 @@ class NameNodeWebHdfs:
             }
         )
 
+    async def op_getdelegationtoken(self, path: str, user: str) -> Response:
+        """A user token for the caller, in Hadoop's Token JSON (`urlString` is the token text)."""
+        issued = await self.namenode.user_tokens.issue(user, user, None, "webhdfs GETDELEGATIONTOKEN")
+        return json_response({"Token": {"urlString": issued.token}})
+
+    async def op_canceldelegationtoken(self, path: str, user: str) -> Response:
+        """Revoke the token given as `token=` (the caller's own, or any for the superuser)."""
+        text = self.params.get("token")
+        if text is None:
+            raise WebHdfsError(ILLEGAL_ARGUMENT, 'Required param "token" is missing')
+        try:
+            claims = read_claims(text, UserTokenClaims)
+        except InvalidCredentialError as exc:
+            raise WebHdfsError(ILLEGAL_ARGUMENT, f"not a token: {exc}") from None
+        await self.namenode.user_tokens.revoke(claims.token_id, user, self.namenode.is_superuser(user))
+        return Response(status_code=200, media_type="application/json")
+
     async def op_checkaccess(self, path: str, user: str) -> Response:
         action = self.params.get("fsaction")
         if action is None or not re.fullmatch(r"[r-][w-][x-]", action):
             raise WebHdfsError(
                 ILLEGAL_ARGUMENT, f'Invalid value for webhdfs parameter "fsaction": {action!r} (expected e.g. r-x)'
             )
-        status = await self.namenode.stat(path)
-        if user != self.superuser:
-            shift = 6 if user == status.owner else 0  # no group mapping yet: a non-owner is "other"
-            granted = (status.mode >> shift) & 0o7
-            wanted = sum(bit for flag, bit in zip(action, (4, 2, 1), strict=True) if flag != "-")
-            if wanted & ~granted:
-                raise WebHdfsError(
-                    ACCESS_CONTROL,
-                    f'Permission denied: user={user}, access={action}, inode="{path}":'
-                    f"{status.owner}:{status.group}:{'d' if status.is_dir else '-'}{_rwx(status.mode)}",
-                )
+        await self.namenode.check_access(path, FsAction.from_symbolic(action), user=user)
         return Response(status_code=200, media_type="application/json")
 
     # --- PUT ----------------------------------------------------------------------------------
 
     async def op_mkdirs(self, path: str, user: str) -> Response:
         mode = self.params.permission(0o755)
-        await self.namenode.mkdirs(MkdirsRequest(path=path, mode=mode if mode is not None else 0o755), user)
+        await self.namenode.mkdirs(MkdirsRequest(path=path, mode=mode if mode is not None else 0o755), user=user)
         return json_response({"boolean": True})
 
     async def op_rename(self, path: str, user: str) -> Response:
@@ -258,16 +294,16 @@ class NameNodeWebHdfs:
         if options - {"OVERWRITE"}:
             raise WebHdfsError(ILLEGAL_ARGUMENT, f"unknown rename options: {sorted(options)}")
         if options:  # rename2: exact destination, errors raised
-            await self.namenode.rename(RenameRequest(src=path, dst=destination, overwrite=True))
+            await self.namenode.rename(RenameRequest(src=path, dst=destination, overwrite=True), user=user)
             return Response(status_code=200, media_type="application/json")
-        return json_response({"boolean": await self._old_rename(path, destination)})
+        return json_response({"boolean": await self._old_rename(path, destination, user)})
 
-    async def _old_rename(self, src: str, dst: str) -> bool:
+    async def _old_rename(self, src: str, dst: str, user: str) -> bool:
         """Hadoop's original rename: into an existing directory; False instead of most errors."""
         if src == paths.ROOT:
             return False
         try:
-            target = await self.namenode.stat(dst)
+            target = await self.namenode.stat(dst, user=user)
         except DfsFileNotFoundError:
             target = None
         except DfsNotADirectoryError:
@@ -277,7 +313,7 @@ class NameNodeWebHdfs:
                 return src == dst
             dst = paths.join(dst, paths.basename(src))
         try:
-            await self.namenode.rename(RenameRequest(src=src, dst=dst))
+            await self.namenode.rename(RenameRequest(src=src, dst=dst), user=user)
         except DfsFileNotFoundError:
             return False
         except DfsError as exc:
@@ -291,27 +327,27 @@ class NameNodeWebHdfs:
         if replication is None:
             replication = self.namenode.info().default_replication
         try:
-            await self.namenode.set_replication(SetReplicationRequest(path=path, replication=replication))
+            await self.namenode.set_replication(SetReplicationRequest(path=path, replication=replication), user=user)
         except (DfsFileNotFoundError, DfsIsADirectoryError):
             return json_response({"boolean": False})
         return json_response({"boolean": True})
 
     async def op_setpermission(self, path: str, user: str) -> Response:
         mode = self.params.permission(0o755)
-        await self.namenode.set_attributes(SetAttributesRequest(path=path, mode=mode))
+        await self.namenode.set_attributes(SetAttributesRequest(path=path, mode=mode), user=user)
         return Response(status_code=200, media_type="application/json")
 
     async def op_setowner(self, path: str, user: str) -> Response:
         owner, group = self.params.get("owner"), self.params.get("group")
         if owner is None and group is None:
             raise WebHdfsError(ILLEGAL_ARGUMENT, "Both owner and group are empty.")
-        await self.namenode.set_attributes(SetAttributesRequest(path=path, owner=owner, group=group))
+        await self.namenode.set_attributes(SetAttributesRequest(path=path, owner=owner, group=group), user=user)
         return Response(status_code=200, media_type="application/json")
 
     async def op_settimes(self, path: str, user: str) -> Response:
         mtime = self.params.integer("modificationtime", -1, minimum=-1)
         atime = self.params.integer("accesstime", -1, minimum=-1)
-        await self.namenode.set_attributes(SetAttributesRequest(path=path, mtime=mtime, atime=atime))
+        await self.namenode.set_attributes(SetAttributesRequest(path=path, mtime=mtime, atime=atime), user=user)
         return Response(status_code=200, media_type="application/json")
 
     # --- POST ---------------------------------------------------------------------------------
@@ -320,14 +356,16 @@ class NameNodeWebHdfs:
         sources = [request_path(s) for s in (self.params.get("sources") or "").split(",") if s]
         if not sources:
             raise WebHdfsError(ILLEGAL_ARGUMENT, 'Invalid value for webhdfs parameter "sources": no source given')
-        await self.namenode.concat(ConcatRequest(target=path, sources=sources))
+        await self.namenode.concat(ConcatRequest(target=path, sources=sources), user=user)
         return Response(status_code=200, media_type="application/json")
 
     async def op_truncate(self, path: str, user: str) -> Response:
         length = self.params.integer("newlength", None, minimum=0)
         if length is None:
             raise WebHdfsError(ILLEGAL_ARGUMENT, 'Invalid value for webhdfs parameter "newlength": missing')
-        answer = await self.namenode.truncate(TruncateRequest(path=path, length=length, client_name=TRUNCATE_CLIENT))
+        answer = await self.namenode.truncate(
+            TruncateRequest(path=path, length=length, client_name=TRUNCATE_CLIENT), user=user
+        )
         return json_response({"boolean": answer.done})
 
     # --- DELETE -------------------------------------------------------------------------------
@@ -337,7 +375,7 @@ class NameNodeWebHdfs:
             return json_response({"boolean": False})
         recursive = self.params.boolean("recursive", False)
         try:
-            await self.namenode.delete(DeleteRequest(path=path, recursive=recursive))
+            await self.namenode.delete(DeleteRequest(path=path, recursive=recursive), user=user)
         except (DfsFileNotFoundError, DfsNotADirectoryError):
             return json_response({"boolean": False})
         return json_response({"boolean": True})
@@ -348,22 +386,19 @@ def _listing_entry(status: FileStatus, listed: str) -> dict[str, Any]:
     return file_status_json(status, "" if status.path == listed else status.name)
 
 
-def _rwx(mode: int) -> str:
-    return "".join(
-        flag if mode & bit else "-" for flag, bit in zip("rwxrwxrwx", (256, 128, 64, 32, 16, 8, 4, 2, 1), strict=True)
-    )
-
-
 def _host(url: str) -> str:
     return url.split("://", 1)[-1].rsplit(":", 1)[0]
 
 
 def _own_url(request: Request) -> str:
-    """This NameNode's own loopback URL, for its in-process SDK in proxy mode."""
+    """This NameNode's own loopback URL, for its in-process SDK in proxy mode.
+
+    The bound address, never the Host header (a client must not choose whom we call); with TLS
+    the certificate must therefore name it (127.0.0.1 for a wildcard bind)."""
     server = request.scope.get("server")
     if server is None:
         return str(request.base_url).rstrip("/")
     host, port = server
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
-    return f"http://{host}:{port}"
+    return f"{request.url.scheme}://{host}:{port}"

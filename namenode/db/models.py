@@ -218,3 +218,21 @@ class Event(Base):
     datanode_id: Mapped[str | None] = mapped_column(String(64))
     path: Mapped[str | None] = mapped_column(String(4096))
     block_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class UserToken(Base):
+    """An issued user (delegation) token: kept so it can be listed and revoked before it expires.
+
+    The token text itself is never stored, only its id; verifying a token needs its signature
+    (namenode.user_tokens) and, for revocation, this row."""
+
+    __tablename__ = "user_tokens"
+    __table_args__ = (Index(None, "user"), Index(None, "expires_ms"))
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user: Mapped[str] = mapped_column(String(256))
+    issued_by: Mapped[str] = mapped_column(String(256))
+    issued_ms: Mapped[int] = mapped_column(BigInteger)
+    expires_ms: Mapped[int] = mapped_column(BigInteger)
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
+    description: Mapped[str] = mapped_column(String(256), default="")

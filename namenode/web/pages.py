@@ -23,6 +23,7 @@ from client.protocol.status import (
 )
 from namenode.api.deps import NameNodeDep
 from namenode.web import views
+from server_common.openapi import error_responses
 from server_common.web import charts, make_templates
 
 router = APIRouter(tags=["status pages"])
@@ -103,7 +104,7 @@ def _browse_path(raw: str) -> str:
 AfterQuery = Annotated[str, Query(max_length=1024, description="list entries after this name")]
 
 
-@router.get(StatusRoutes.BROWSE + "/{raw_path:path}")
+@router.get(StatusRoutes.BROWSE + "/{raw_path:path}", responses=error_responses(403, 404))
 async def browse_json(raw_path: str, namenode: NameNodeDep, after: AfterQuery = "") -> BrowseDirectory | BrowseFile:
     return await views.browse(namenode, _browse_path(raw_path), after)
 

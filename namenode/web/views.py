@@ -37,6 +37,8 @@ from server_common.web.formatting import percent
 SortKey = Literal["id", "rack", "state", "url", "heartbeat", "capacity", "used", "blocks", "transfers"]
 #: Entries one directory page shows; the rest is a click away ("next page").
 BROWSE_PAGE = 500
+#: Whom the browse pages act as (Hadoop's `hadoop.http.staticuser.user`): they show what anyone may see.
+WEB_USER = "dr.who"
 
 
 def display_state(node: DatanodeInfo) -> str:
@@ -126,16 +128,18 @@ async def datanodes(namenode: NameNode, sort: SortKey, descending: bool) -> Data
 
 async def block_health(namenode: NameNode) -> BlockHealthReport:
     """fsck of the whole namespace; unhealthy files come with their blocks (HDFS's fsck default)."""
-    report = await namenode.fsck("/", FsckRequestFlags())
+    report = await namenode.fsck("/", FsckRequestFlags(), user=namenode.superuser)
     unhealthy = [file for file in report.detail if file.health is not BlockHealth.HEALTHY]
     unhealthy.sort(key=lambda file: (-SEVERITY.index(file.health), file.path))
     return BlockHealthReport(fsck=report, unhealthy_files=unhealthy)
 
 
 async def browse(namenode: NameNode, path: str, after: str) -> BrowseDirectory | BrowseFile:
-    status = await namenode.stat(path)
+    status = await namenode.stat(path, user=WEB_USER)
     if not status.is_dir:
-        detail = await namenode.fsck(path, FsckRequestFlags(files=True, blocks=True, locations=True))
+        detail = await namenode.fsck(
+            path, FsckRequestFlags(files=True, blocks=True, locations=True), user=namenode.superuser
+        )
         checked = detail.detail[0] if detail.detail else None
         return BrowseFile(
             path=path,
@@ -144,7 +148,7 @@ async def browse(namenode: NameNode, path: str, after: str) -> BrowseDirectory |
             blocks=checked.blocks if checked else [],
             download=download_link(path),
         )
-    listing = await namenode.list_dir(path, after, BROWSE_PAGE)
+    listing = await namenode.list_dir(path, after, BROWSE_PAGE, user=WEB_USER)
     prefix = path.rstrip("/")
     return BrowseDirectory(
         path=path,

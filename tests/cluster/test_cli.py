@@ -10,20 +10,23 @@ from pathlib import Path
 
 import pytest
 
+from namenode.db.schema import current_os_user
 from tests.minicluster import MiniCluster
 
 pytestmark = pytest.mark.cluster
 
 
-def dfs(cluster: MiniCluster, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    env = {**os.environ, "DFS_NAMENODE": cluster.url, "DFS_USER": "alice"}
+def dfs(
+    cluster: MiniCluster, *args: str, stdin: bytes | None = None, user: str = "alice"
+) -> subprocess.CompletedProcess[bytes]:
+    env = {**os.environ, "DFS_NAMENODE": cluster.url, "DFS_USER": user}
     return subprocess.run(
         [sys.executable, "-m", "client.cli", *args], input=stdin, capture_output=True, env=env, timeout=120
     )
 
 
-def ok(cluster: MiniCluster, *args: str) -> str:
-    result = dfs(cluster, *args)
+def ok(cluster: MiniCluster, *args: str, user: str = "alice") -> str:
+    result = dfs(cluster, *args, user=user)
     assert result.returncode == 0, result.stderr.decode()
     return result.stdout.decode()
 
@@ -163,8 +166,8 @@ def test_append_concat_checksum_du_count_chmod_chown(cluster: MiniCluster, remot
 
     ok(cluster, "chmod", "-R", "700", f"{remote_dir}/d")
     assert ok(cluster, "ls", "-l", f"{remote_dir}/d").startswith("drwx------")
-    ok(cluster, "chown", "bob:staff", f"{remote_dir}/log")
-    ok(cluster, "chown", ":wheel", f"{remote_dir}/log")
+    ok(cluster, "chown", "bob:staff", f"{remote_dir}/log", user=current_os_user())  # giving files away: superuser
+    ok(cluster, "chown", ":wheel", f"{remote_dir}/log", user=current_os_user())
     status = json.loads(ok(cluster, "stat", "--json", f"{remote_dir}/log"))
     assert (status["owner"], status["group"], status["mode"]) == ("bob", "wheel", 0o644)
     assert "octal" in fails(cluster, "chmod", "rwx", f"{remote_dir}/log", code=2)

@@ -29,7 +29,8 @@ CHUNK = 64 * 1024
 def datanode(cluster: MiniCluster) -> Iterator[httpx.Client]:
     node = cluster.datanodes[0]
     assert node.url is not None
-    with httpx.Client(base_url=node.url, timeout=30.0) as http:
+    # Every block request carries a valid token: these tests are about what comes after the check.
+    with httpx.Client(base_url=node.url, timeout=30.0, event_hooks={"request": [cluster.add_block_token]}) as http:
         yield http
 
 

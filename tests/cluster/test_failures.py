@@ -126,7 +126,9 @@ def test_datanode_refuses_to_serve_a_corrupt_replica(healthy_cluster: MiniCluste
 
     async def direct_read() -> bytes:
         async with httpx.AsyncClient() as http:
-            return b"".join([bytes(piece) async for piece in read_block(http, node, block.block, 0, BLOCK)])
+            return b"".join(
+                [bytes(piece) async for piece in read_block(http, node, block.block, 0, BLOCK, block.token)]
+            )
 
     with pytest.raises(ChecksumMismatchError):
         asyncio.run(direct_read())

@@ -82,20 +82,20 @@ def test_datanode_route_checks_its_arguments(cluster: MiniCluster, remote_dir: s
     with cluster.client() as fs:
         fs.write_bytes(path, data, block_size=BLOCK)
         located = fs.block_locations(path).blocks[0]
-    node, block = located.locations[0], located.block
+    node, block, token = located.locations[0], located.block, located.token
 
     async def scenario() -> None:
         async with httpx.AsyncClient() as http:
-            prefix = await fetch_block_checksum(http, node, block, 1000)
+            prefix = await fetch_block_checksum(http, node, block, 1000, token=token)
             assert prefix.crc_count == 2
             assert prefix.md5_hex == block_checksum([data[:1000]]).md5.hex()
             stale = block.model_copy(update={"gen_stamp": block.gen_stamp + 1})
             with pytest.raises(ReplicaNotFoundError):
-                await fetch_block_checksum(http, node, stale, len(data))
+                await fetch_block_checksum(http, node, stale, len(data), token=token)
             with pytest.raises(InvalidArgumentError):
-                await fetch_block_checksum(http, node, block, len(data) + 1)
+                await fetch_block_checksum(http, node, block, len(data) + 1, token=token)
             with pytest.raises(InvalidArgumentError):
-                await fetch_block_checksum(http, node, block, len(data), bytes_per_crc=1000)
+                await fetch_block_checksum(http, node, block, len(data), bytes_per_crc=1000, token=token)
 
     asyncio.run(scenario())
 
@@ -115,7 +115,7 @@ def test_corrupt_replica_answers_checksum_mismatch_and_is_reported(
 
     async def ask() -> None:
         async with httpx.AsyncClient() as http:
-            await fetch_block_checksum(http, node, located.block, located.length)
+            await fetch_block_checksum(http, node, located.block, located.length, token=located.token)
 
     with pytest.raises(ChecksumMismatchError):
         asyncio.run(ask())

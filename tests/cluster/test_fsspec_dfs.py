@@ -79,7 +79,7 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
 def authority(cluster: MiniCluster) -> str:
     """host:port of the NameNode, as a dfs:// URL names it."""
-    return cluster.url.removeprefix("http://").rstrip("/")
+    return cluster.url.split("://", 1)[1].rstrip("/")
 
 
 @pytest.fixture()

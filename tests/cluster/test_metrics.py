@@ -208,7 +208,9 @@ def test_corrupt_replica_counts_a_checksum_failure_and_a_recent_error(
 
     async def direct_read() -> bytes:
         async with httpx.AsyncClient() as http:
-            return b"".join([bytes(piece) async for piece in read_block(http, node, block.block, 0, BLOCK)])
+            return b"".join(
+                [bytes(piece) async for piece in read_block(http, node, block.block, 0, BLOCK, block.token)]
+            )
 
     with pytest.raises(ChecksumMismatchError):
         asyncio.run(direct_read())

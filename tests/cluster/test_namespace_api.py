@@ -84,7 +84,8 @@ def test_files_are_not_directories(api: httpx.Client, remote_dir: str) -> None:
     assert_error(post(api, Routes.MKDIRS, {"path": f"{remote_dir}/file/sub"}), 400, "NOT_A_DIRECTORY", 20)
     assert_error(create(api, f"{remote_dir}/file/child"), 400, "NOT_A_DIRECTORY", 20)
     assert_error(api.get(Routes.STATUS, params={"path": f"{remote_dir}/file/x"}), 400, "NOT_A_DIRECTORY", 20)
-    assert_error(create(api, remote_dir), 400, "IS_A_DIRECTORY", 21)
+    assert post(api, Routes.MKDIRS, {"path": f"{remote_dir}/dir"}).status_code == 200
+    assert_error(create(api, f"{remote_dir}/dir"), 400, "IS_A_DIRECTORY", 21)
     assert_error(api.get(Routes.LOCATIONS, params={"path": remote_dir}), 400, "IS_A_DIRECTORY", 21)
     listing = api.get(Routes.LIST, params={"path": f"{remote_dir}/file"}).json()
     assert [entry["name"] for entry in listing["entries"]] == ["file"]
@@ -201,8 +202,8 @@ def test_set_replication(api: httpx.Client, remote_dir: str) -> None:
     assert_error(post(api, Routes.SET_REPLICATION, {"path": remote_dir, "replication": 2}), 400, "IS_A_DIRECTORY", 21)
 
 
-def test_unique_names(api: httpx.Client) -> None:
-    top = f"/unique-{uuid.uuid4().hex[:6]}"
+def test_unique_names(api: httpx.Client, remote_dir: str) -> None:
+    top = f"{remote_dir}/unique-{uuid.uuid4().hex[:6]}"
     for suffix in ("a", "b", "a"):
         post(api, Routes.MKDIRS, {"path": f"{top}/{suffix}"})
     names = [e["name"] for e in api.get(Routes.LIST, params={"path": top}).json()["entries"]]

@@ -134,7 +134,7 @@ def test_truncate_refuses_what_it_cannot_do(cluster: MiniCluster, remote_dir: st
 
 def test_the_shell_truncates_and_waits(cluster: MiniCluster, remote_dir: str) -> None:
     path = f"{remote_dir}/shell"
-    with cluster.client() as fs:
+    with cluster.client(user="alice") as fs:  # the shell acts as alice: her file
         data = write(fs, path, BLOCK + 300, replication=2)
     done = dfs(cluster, "truncate", "-w", str(BLOCK + 100), path)
     assert done.returncode == 0, done.stderr

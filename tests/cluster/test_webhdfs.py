@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server_common.webhdfs import DataOps
+from server_common.webhdfs import Caller, DataOps
 from tests.minicluster import MiniCluster
 
 pytestmark = pytest.mark.cluster
@@ -156,11 +156,13 @@ def test_errors_are_remote_exceptions(web: httpx.Client, remote_dir: str) -> Non
     assert_remote_exception(bad_bool, 400, "IllegalArgumentException", '"recursive"')
     bad_path = web.get("/webhdfs/v1/a/../b", params={"op": "GETFILESTATUS"})
     assert bad_path.status_code in (400, 404)
-    not_empty = call(web, "DELETE", remote_dir, "DELETE", recursive="false")
+    assert call(web, "PUT", f"{remote_dir}/full/x", "MKDIRS").json() == {"boolean": True}
+    not_empty = call(web, "DELETE", f"{remote_dir}/full", "DELETE", recursive="false")
     assert_remote_exception(not_empty, 403, "PathIsNotEmptyDirectoryException")
     open_dir = call(web, "GET", remote_dir, "OPEN")
     assert_remote_exception(open_dir, 404, "FileNotFoundException", "not a file")
-    over_dir = put_file(web, remote_dir, b"x", overwrite="true")
+    # A directory alice may write over (HDFS checks permissions first: over remote_dir itself, w on /t is missing).
+    over_dir = put_file(web, f"{remote_dir}/full", b"x", overwrite="true")
     assert_remote_exception(over_dir, 403, "FileAlreadyExistsException")
 
 
@@ -172,7 +174,10 @@ def test_client_quirks(web: httpx.Client, remote_dir: str) -> None:
     )
     assert answer.json() == {"boolean": True}
     assert call(web, "GET", f"{remote_dir}/q/r", "GETFILESTATUS").json()["FileStatus"]["owner"] == "carol"
-    assert call(web, "DELETE", f"{remote_dir}/q", "DELETE", recursive="True").json() == {"boolean": True}
+    # carol's directories (rwxr-xr-x): only she may empty them.
+    assert call(web, "DELETE", f"{remote_dir}/q", "DELETE", recursive="True", **{"user.name": "carol"}).json() == {
+        "boolean": True
+    }
     # The root without a trailing slash, and a trailing slash on a directory.
     root = web.get("/webhdfs/v1", params={"op": "GETFILESTATUS"})
     assert root.json()["FileStatus"]["type"] == "DIRECTORY"
@@ -206,9 +211,10 @@ def test_namespace_operations(web: httpx.Client, remote_dir: str) -> None:
     # Attributes.
     path = f"{remote_dir}/d/e/f"
     assert call(web, "PUT", path, "SETPERMISSION", permission="1750").status_code == 200
-    assert call(web, "PUT", path, "SETOWNER", owner="bob", group="staff").status_code == 200
-    assert call(web, "PUT", path, "SETTIMES", modificationtime=1000, accesstime=2000).status_code == 200
-    assert call(web, "PUT", path, "SETREPLICATION", replication=2).json() == {"boolean": True}
+    superuser = {"user.name": getpass.getuser()}  # giving a file away takes the superuser
+    assert call(web, "PUT", path, "SETOWNER", owner="bob", group="staff", **superuser).status_code == 200
+    assert call(web, "PUT", path, "SETTIMES", modificationtime=1000, accesstime=2000, **superuser).status_code == 200
+    assert call(web, "PUT", path, "SETREPLICATION", replication=2, **superuser).json() == {"boolean": True}
     assert call(web, "PUT", remote_dir, "SETREPLICATION", replication=2).json() == {"boolean": False}
     status = call(web, "GET", path, "GETFILESTATUS").json()["FileStatus"]
     assert (status["permission"], status["owner"], status["group"]) == ("1750", "bob", "staff")
@@ -345,7 +351,7 @@ def test_data_ops_keep_a_bounded_number_of_idle_clients(cluster: MiniCluster) ->
         ops = DataOps(cluster.url, max_idle_clients=2)
         try:
             for user in ("u1", "u2", "u3", "u4"):
-                async with ops.client(user) as fs:
+                async with ops.client(Caller(user)) as fs:
                     assert (await fs.status("/")).is_dir
             return ops.users
         finally:

@@ -15,6 +15,7 @@ from hdfs import HdfsError, InsecureClient
 
 from client.filesystem import AsyncDFSClient
 from client.protocol.hadoop_checksum import file_checksum_of
+from tests import tls_mode
 from tests.minicluster import MiniCluster
 
 pytestmark = pytest.mark.cluster
@@ -28,7 +29,9 @@ def hdfscli(cluster: MiniCluster, user: str = "alice") -> InsecureClient:
 
 def webhdfs_fs(cluster: MiniCluster) -> fsspec.AbstractFileSystem:
     host, port = cluster.url.split("://", 1)[1].rsplit(":", 1)
-    return fsspec.filesystem("webhdfs", host=host, port=int(port), user="alice", skip_instance_cache=True)
+    return fsspec.filesystem(
+        "webhdfs", host=host, port=int(port), user="alice", use_https=tls_mode.enabled(), skip_instance_cache=True
+    )
 
 
 def test_hdfscli_write_read_and_metadata(cluster: MiniCluster, remote_dir: str) -> None:
@@ -143,7 +146,7 @@ def test_pandas_through_webhdfs_urls(cluster: MiniCluster, remote_dir: str) -> N
         {"id": range(20_000), "name": [f"row{i}" for i in range(20_000)], "value": [i * 0.5 for i in range(20_000)]}
     )
     authority = cluster.url.split("://", 1)[1]
-    options = {"user": "alice"}
+    options = {"user": "alice", "use_https": tls_mode.enabled()}
     csv_url = f"webhdfs://{authority}{remote_dir}/frame.csv"
     frame.to_csv(csv_url, index=False, storage_options=options)
     pd.testing.assert_frame_equal(pd.read_csv(csv_url, storage_options=options), frame)
@@ -156,18 +159,21 @@ def test_pandas_through_webhdfs_urls(cluster: MiniCluster, remote_dir: str) -> N
 
 def test_proxy_mode_streams_through_the_namenode(make_cluster: Callable[..., MiniCluster], tmp_path: Path) -> None:
     cluster = make_cluster(datanodes=2, racks=1, namenode_args=["--webhdfs-proxy"])
+    with cluster.client() as fs:  # a directory of alice's, the user HdfsCLI acts as
+        fs.mkdirs("/alice")
+        fs.set_owner("/alice", "alice")
     client = hdfscli(cluster)
     # HdfsCLI's own first step, to look at the Location it gets.
-    first = client._create("/p.bin", allow_redirects=False)
+    first = client._create("/alice/p.bin", allow_redirects=False)
     location = first.headers["location"]
-    assert location.startswith(cluster.url + "/webhdfs/v1/p.bin?")
+    assert location.startswith(cluster.url + "/webhdfs/v1/alice/p.bin?")
     assert "data=true" in location
     data = os.urandom(2 * BLOCK + 3)
-    client.write("/p.bin", data, overwrite=True, blocksize=BLOCK)
-    with client.read("/p.bin", offset=BLOCK, length=10) as reader:
+    client.write("/alice/p.bin", data, overwrite=True, blocksize=BLOCK)
+    with client.read("/alice/p.bin", offset=BLOCK, length=10) as reader:
         assert reader.read() == data[BLOCK : BLOCK + 10]
-    client.write("/p.bin", b"!", append=True)
-    with client.read("/p.bin") as reader:
+    client.write("/alice/p.bin", b"!", append=True)
+    with client.read("/alice/p.bin") as reader:
         assert reader.read() == data + b"!"
 
 

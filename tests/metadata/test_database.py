@@ -25,6 +25,7 @@ from namenode.db.database import Database
 from namenode.db.models import Base, Inode
 from namenode.leases import LeaseManager
 from namenode.namespace import Namespace
+from namenode.permissions import Caller, PermissionChecker
 from namenode.safemode import SafeMode
 from tests.conftest import BACKENDS, backend_database
 
@@ -45,6 +46,10 @@ def database(fresh_url: str) -> Iterator[Database]:
         yield db
     finally:
         db.close()
+
+
+#: These tests are about the database, not permissions: they act as the superuser.
+SUPERUSER = PermissionChecker(Caller("u", is_superuser=True))
 
 
 def namespace() -> Namespace:
@@ -84,7 +89,7 @@ def test_concurrent_writes_share_commits(database: Database) -> None:
     paths = [f"/gc/{uuid.uuid4().hex}" for _ in range(300)]
 
     async def scenario() -> None:
-        writes = [database.write(partial(ns.mkdirs, request=MkdirsRequest(path=p), user="u")) for p in paths]
+        writes = [database.write(partial(ns.mkdirs, request=MkdirsRequest(path=p), checker=SUPERUSER)) for p in paths]
         await asyncio.gather(*writes)
 
     asyncio.run(scenario())
@@ -97,19 +102,19 @@ def test_concurrent_writes_share_commits(database: Database) -> None:
 
 def test_a_failing_operation_does_not_undo_its_batch_neighbours(database: Database) -> None:
     ns = namespace()
-    database.write_sync(lambda s: ns.create(s, CreateRequest(path="/file", client_name="c"), "u"))
+    database.write_sync(lambda s: ns.create(s, CreateRequest(path="/file", client_name="c"), SUPERUSER))
 
     async def scenario() -> list[object]:
         operations = []
         for index in range(50):
             path = "/file/child" if index % 10 == 5 else f"/ok/{index}"  # every tenth one fails
-            operations.append(database.write(partial(ns.mkdirs, request=MkdirsRequest(path=path), user="u")))
+            operations.append(database.write(partial(ns.mkdirs, request=MkdirsRequest(path=path), checker=SUPERUSER)))
         return await asyncio.gather(*operations, return_exceptions=True)
 
     results = asyncio.run(scenario())
     failures = [r for r in results if isinstance(r, Exception)]
     assert len(failures) == 5 and all(isinstance(f, DfsNotADirectoryError) for f in failures)
-    listing = database.read_sync(lambda s: ns.list_dir(s, "/ok", "", 1000))
+    listing = database.read_sync(lambda s: ns.list_dir(s, "/ok", "", 1000, SUPERUSER))
     assert len(listing.entries) == 45
 
 
@@ -118,7 +123,9 @@ def test_unique_names_hold_under_concurrency(database: Database) -> None:
 
     async def scenario() -> list[object]:
         creates = [
-            database.write(partial(ns.create, request=CreateRequest(path="/same", client_name=f"c{n}"), user="u"))
+            database.write(
+                partial(ns.create, request=CreateRequest(path="/same", client_name=f"c{n}"), checker=SUPERUSER)
+            )
             for n in range(20)
         ]
         return await asyncio.gather(*creates, return_exceptions=True)
@@ -136,7 +143,9 @@ def test_requeueing_a_block_only_raises_its_priority(database: Database) -> None
     from namenode.work_queues import enqueue_blocks
 
     ns = namespace()
-    status = database.write_sync(partial(ns.create, request=CreateRequest(path="/q", client_name="c"), user="u"))
+    status = database.write_sync(
+        partial(ns.create, request=CreateRequest(path="/q", client_name="c"), checker=SUPERUSER)
+    )
 
     def add_block(session: Session) -> int:
         block = Block(inode_id=status.file_id, idx=0, offset=0, length=0, gen_stamp=1, state="complete")

@@ -47,6 +47,7 @@ from tests.conftest import BACKENDS, backend_database
 T = TypeVar("T")
 BLOCK = 128 * 1024
 NODES = ["DN-a", "DN-b", "DN-c", "DN-d"]
+USER = "u"
 
 
 class Clock:
@@ -69,7 +70,7 @@ class Harness:
 
     def __init__(self, url: str) -> None:
         self.clock = Clock()
-        self.settings = NameNodeSettings(db_url=url)
+        self.settings = NameNodeSettings(db_url=url, superuser=USER)  # acts as the superuser throughout
         self.db = Database(url)
         cluster_id = prepare_database(self.db, self.settings)
         self.db.start()
@@ -100,23 +101,23 @@ class Harness:
     async def write(self, path: str, sizes: list[int]) -> list[tuple[int, list[str]]]:
         """A closed file of blocks of these sizes on three nodes each; returns (block id, holders)."""
         request = CreateRequest(path=path, client_name="writer", block_size=BLOCK, replication=3)
-        status = await self.nn.create(request, user="u")
+        status = await self.nn.create(request, user=USER)
         previous: CommittedBlock | None = None
         blocks = []
         for size in sizes:
             add = AddBlockRequest(path=path, file_id=status.file_id, client_name="writer", previous=previous)
-            located = await self.nn.add_block(add)
+            located = await self.nn.add_block(add, user=USER)
             holders = [ref.id for ref in located.locations]
             for node in holders:
                 await self.received(node, located.block.block_id, 1, size)
             previous = CommittedBlock(block_id=located.block.block_id, gen_stamp=1, length=size)
             blocks.append((located.block.block_id, holders))
         complete = CompleteRequest(path=path, file_id=status.file_id, client_name="writer", last=previous)
-        assert await self.nn.complete(complete)
+        assert await self.nn.complete(complete, user=USER)
         return blocks
 
     async def truncate(self, path: str, length: int) -> bool:
-        return (await self.nn.truncate(TruncateRequest(path=path, length=length, client_name="cutter"))).done
+        return (await self.nn.truncate(TruncateRequest(path=path, length=length, client_name="cutter"), user=USER)).done
 
     def read(self, fn: Callable[[Session], T]) -> T:
         return self.db.read_sync(fn)
@@ -143,7 +144,7 @@ def test_a_cut_inside_a_block_closes_the_file_and_waits_for_every_live_holder(ha
     async def scenario() -> None:
         (first, _), (cut, holders), (gone, gone_holders) = await h.write("/f", [BLOCK, BLOCK, 1000])
         assert not await h.truncate("/f", BLOCK + 100)
-        status = await h.nn.stat("/f")
+        status = await h.nn.stat("/f", user=USER)
         assert (status.length, status.under_construction) == (BLOCK + 100, True)
         block = h.read(lambda s: s.get(Block, cut))
         assert block is not None and (block.state, block.gen_stamp, block.length) == (BLOCK_UNDER_RECOVERY, 2, 100)
@@ -152,7 +153,7 @@ def test_a_cut_inside_a_block_closes_the_file_and_waits_for_every_live_holder(ha
         deletions = h.read(lambda s: set(s.execute(select(Invalidation.datanode_id, Invalidation.block_id))))
         assert {(node, gone) for node in gone_holders} <= deletions
         # Readers are sent to the uncut replicas, asked for at the old stamp, for the kept bytes.
-        located = (await h.nn.locations("/f", 0, None)).blocks
+        located = (await h.nn.locations("/f", 0, None, user=USER)).blocks
         assert [b.block.block_id for b in located] == [first, cut]
         assert (located[1].block.gen_stamp, located[1].length, len(located[1].locations)) == (1, 100, 3)
 
@@ -163,7 +164,7 @@ def test_a_cut_inside_a_block_closes_the_file_and_waits_for_every_live_holder(ha
             assert await h.heartbeat(node) == []
         # The first cut replica closes the file ...
         await h.received(holders[0], cut, 2, 100)
-        status = await h.nn.stat("/f")
+        status = await h.nn.stat("/f", user=USER)
         assert (status.length, status.under_construction) == (BLOCK + 100, False)
         assert h.read(lambda s: s.get(Lease, status.file_id)) is None
         # ... but the monitor leaves the block alone while the others are still cutting theirs.
@@ -178,7 +179,7 @@ def test_a_cut_inside_a_block_closes_the_file_and_waits_for_every_live_holder(ha
         await h.received(holders[2], cut, 2, 100)
         assert h.read(lambda s: s.get(PendingTruncation, cut)) is None
         assert h.read(lambda s: rows(s, cut)) == {node: (2, 100, "finalized") for node in holders}
-        assert len((await h.nn.locations("/f", 0, None)).blocks[1].locations) == 3
+        assert len((await h.nn.locations("/f", 0, None, user=USER)).blocks[1].locations) == 3
 
     h.run(scenario)
 
@@ -190,15 +191,15 @@ def test_boundaries_and_refusals(harness: Harness) -> None:
         await h.write("/b", [BLOCK, BLOCK, 10])
         assert await h.truncate("/b", 2 * BLOCK + 10)  # same length
         assert await h.truncate("/b", BLOCK)
-        assert (await h.nn.stat("/b")).length == BLOCK
+        assert (await h.nn.stat("/b", user=USER)).length == BLOCK
         assert await h.truncate("/b", 0)
-        assert (await h.nn.locations("/b", 0, None)).blocks == []
+        assert (await h.nn.locations("/b", 0, None, user=USER)).blocks == []
         with pytest.raises(InvalidArgumentError):
             await h.truncate("/b", 1)
-        await h.nn.mkdirs(MkdirsRequest(path="/d"), user="u")
+        await h.nn.mkdirs(MkdirsRequest(path="/d"), user=USER)
         with pytest.raises(DfsIsADirectoryError):
             await h.truncate("/d", 0)
-        await h.nn.create(CreateRequest(path="/open", client_name="writer"), user="u")
+        await h.nn.create(CreateRequest(path="/open", client_name="writer"), user=USER)
         with pytest.raises(LeaseConflictError, match="open for writing by writer"):
             await h.truncate("/open", 0)
         await h.write("/r", [BLOCK])
@@ -207,7 +208,7 @@ def test_boundaries_and_refusals(harness: Harness) -> None:
             await h.truncate("/r", 1)
         h.clock.now += h.settings.lease_soft_limit_s + 1  # the NameNode's lease has no soft limit
         with pytest.raises(LeaseConflictError):
-            await h.nn.create(CreateRequest(path="/r", client_name="other", overwrite=True), user="u")
+            await h.nn.create(CreateRequest(path="/r", client_name="other", overwrite=True), user=USER)
 
     h.run(scenario)
 
@@ -222,7 +223,7 @@ def test_without_live_holders_the_file_waits_past_the_hard_limit_for_one_to_repo
         # and lease recovery must not close the file at a length nobody has cut to.
         h.clock.now += h.settings.lease_hard_limit_s + 1
         await h.nn.background_pass()
-        assert (await h.nn.stat("/w")).under_construction
+        assert (await h.nn.stat("/w", user=USER)).under_construction
         assert h.read(lambda s: (s.get(Block, cut).state, rows(s, cut))) == (BLOCK_UNDER_RECOVERY, {})  # type: ignore[union-attr]
         # A holder comes back: it registers and reports the old version, which joins the recovery;
         # a replica of the old stamp with another length does not.
@@ -256,7 +257,7 @@ def test_without_live_holders_the_file_waits_past_the_hard_limit_for_one_to_repo
         assert h.read(lambda s: rows(s, cut)) == {back: (1, BLOCK, "finalized")}
         assert h.read(lambda s: s.get(Invalidation, (back, cut))) is None
         await h.received(back, cut, 2, 7)
-        status = await h.nn.stat("/w")
+        status = await h.nn.stat("/w", user=USER)
         assert (status.length, status.under_construction) == (7, False)
         assert h.read(lambda s: s.get(Block, cut).state) == BLOCK_COMPLETE  # type: ignore[union-attr]
         assert h.read(lambda s: s.get(PendingTruncation, cut)) is None  # nobody else left to wait for
@@ -272,7 +273,7 @@ def test_holders_that_never_cut_are_given_up(harness: Harness) -> None:
         assert not await h.truncate("/g", 9)
         first, slow, silent = holders
         await h.received(first, cut, 2, 9)
-        assert not (await h.nn.stat("/g")).under_construction
+        assert not (await h.nn.stat("/g", user=USER)).under_construction
         # A silent holder is not waited for once stale; a live one that never answers, until the
         # pending replication timeout, when its uncut replica is deleted.
         h.clock.now += h.settings.stale_after_s + 1

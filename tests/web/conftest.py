@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests import tls_mode
+
 CHROMIUM = os.environ.get("DFS_CHROMIUM", "/usr/bin/chromium")
 #: Flags for a root, offline, GPU-less machine: no sandbox (root), and no calls home, which a
 #: closed network refuses by the dozen.
@@ -46,7 +48,8 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture()
 def page(browser: Browser) -> Iterator[Page]:
     """A fresh browser context (no cookies, no cache) and page per test."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    # DFS_TEST_TLS=1: the pages come over https, signed by the test session's own CA.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, ignore_https_errors=tls_mode.enabled())
     try:
         yield context.new_page()
     finally:
