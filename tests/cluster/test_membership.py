@@ -32,7 +32,15 @@ def extra_datanode(cluster: LocalCluster, name: str, *args: str) -> NodeProcess:
     return NodeProcess(
         name,
         "datanode",
-        ["--data-dir", str(base / name), "--namenode", cluster.url, *args],
+        [
+            "--data-dir",
+            str(base / name),
+            "--namenode",
+            cluster.url,
+            "--cluster-secret-file",
+            str(cluster.secret_file),
+            *args,
+        ],
         base / "run" / f"{name}.url",
         base / "logs" / f"{name}.log",
     )

@@ -118,8 +118,10 @@ def test_modes_are_enforced_for_other_users_eacces(
         assert denied.returncode != 0 and "Permission denied" in denied.stderr
         allowed = subprocess.run(["cat", str(directory / "public")], **as_nobody)  # type: ignore[call-overload]
         assert allowed.returncode == 0 and allowed.stdout == "hello"
-        refused = subprocess.run(["touch", str(directory / "by-nobody")], **as_nobody)  # type: ignore[call-overload]
-        assert refused.returncode != 0 and "Permission denied" in refused.stderr  # the directory is 0755 root
+        closed = directory / "closed"
+        closed.mkdir(mode=0o755)  # root's, not writable by others (remote_dir itself is 0777)
+        refused = subprocess.run(["touch", str(closed / "by-nobody")], **as_nobody)  # type: ignore[call-overload]
+        assert refused.returncode != 0 and "Permission denied" in refused.stderr
     finally:
         shared.stop()
 
