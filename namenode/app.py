@@ -31,14 +31,16 @@ log = structlog.get_logger(__name__)
 
 
 def prepare_database(db: Database, settings: NameNodeSettings) -> str:
-    """Upgrade the schema to head and format an empty namespace; returns the cluster id."""
-    schema.upgrade(db.engine)
-    with db.session() as session, session.begin():
-        if not schema.is_formatted(session):
-            cluster_id = schema.format_namespace(session, owner=settings.superuser or None, group=settings.supergroup)
-            log.info("formatted new namespace", cluster_id=cluster_id)
-            return cluster_id
-        return schema.read_cluster_id(session)
+    """Upgrade the schema to head and format an empty namespace; returns the cluster id.
+
+    Safe when several NameNodes start at once on one database: both steps run in one transaction
+    under the schema lock (namenode.db.schema), so the others wait, then find the namespace."""
+    prepared = schema.prepare(db.engine, owner=settings.superuser or None, group=settings.supergroup)
+    if prepared.from_revision != prepared.to_revision:
+        log.info("upgraded metadata schema", from_revision=prepared.from_revision, to_revision=prepared.to_revision)
+    if prepared.formatted:
+        log.info("formatted new namespace", cluster_id=prepared.cluster_id)
+    return prepared.cluster_id
 
 
 def create_app(settings: NameNodeSettings, clock: Callable[[], float] = time.time) -> FastAPI:

@@ -59,7 +59,9 @@ class BlockLocator:
                         Block.offset < end,
                         Block.state != BLOCK_UC,
                     )
-                    .order_by(Block.idx)
+                    # offset order is idx order; ordering by the range's own column lets SQLite walk
+                    # ix_blocks_inode_id_offset for just the range (tests/metadata/test_query_plans.py)
+                    .order_by(Block.offset, Block.idx)
                     .limit(MAX_BLOCKS_PER_ANSWER)
                 )
             )

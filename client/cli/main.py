@@ -74,7 +74,7 @@ _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help
 
 @app.command("namenode", context_settings=_PASS_THROUGH, add_help_option=False)
 def namenode(ctx: typer.Context) -> None:
-    """Run a NameNode (all options: dfs namenode --help)."""
+    """Run a NameNode, or `format` / `upgrade` its database (all options: dfs namenode --help)."""
     _exec_server("namenode", ctx.args)
 
 
