@@ -157,10 +157,14 @@ class LocalCluster:
         env: dict[str, str] | None = None,
         racks: int = 1,
         tls: bool | TlsFiles = False,
+        namenodes: int = 1,
     ) -> None:
         """`tls=True` makes a CA and a certificate for this host under BASE_DIR/tls on `start()`;
         `tls=TlsFiles(...)` uses existing ones (e.g. one CA for many clusters). Every node then
-        serves https and verifies the others against the CA (`ca_file`)."""
+        serves https and verifies the others against the CA (`ca_file`).
+
+        `namenodes=N` starts N NameNodes on one metadata database (`db_url`, or the first
+        NameNode's SQLite file) with one cluster secret; DataNodes are given every one of them."""
         self.base_dir = base_dir
         self.host = host
         self.tls_files = TlsFiles(base_dir / "tls") if tls is True else (tls or None)
@@ -182,6 +186,30 @@ class LocalCluster:
             port=namenode_port,
             env=self.env,
         )
+        shared_db = db_url or f"sqlite:///{(base_dir / 'namenode' / 'metadata.db').resolve()}"
+        #: Every NameNode, the first (which formats the database and makes the secret) first.
+        self.namenodes = [self.namenode] + [
+            NodeProcess(
+                f"namenode{number}",
+                "namenode",
+                [
+                    "--host",
+                    host,
+                    "--data-dir",
+                    str(base_dir / f"namenode{number}"),
+                    *self._tls_args(),
+                    *namenode_args,
+                    "--db",
+                    shared_db,
+                    "--cluster-secret-file",
+                    str(self.secret_file),
+                ],
+                base_dir / "run" / f"namenode{number}.url",
+                base_dir / "logs" / f"namenode{number}.log",
+                env=self.env,
+            )
+            for number in range(2, namenodes + 1)
+        ]
         self.datanodes: list[NodeProcess] = []
         self._initial_datanodes = datanodes
 
@@ -192,8 +220,22 @@ class LocalCluster:
 
     @property
     def url(self) -> str:
+        """The first NameNode's URL."""
         assert self.namenode.url is not None, "cluster not started"
         return self.namenode.url
+
+    @property
+    def urls(self) -> str:
+        """Every NameNode's URL, comma-separated, as clients and DataNodes take them."""
+        assert all(node.url is not None for node in self.namenodes), "cluster not started"
+        return ",".join(str(node.url) for node in self.namenodes)
+
+    def answering_namenode(self) -> NodeProcess:
+        """A running NameNode (the first one that is), for probes that must outlive a killed one."""
+        for node in self.namenodes:
+            if node.alive and node.url is not None:
+                return node
+        raise RuntimeError("no NameNode is running")
 
     @property
     def ca_file(self) -> Path | None:
@@ -220,7 +262,8 @@ class LocalCluster:
     def start(self, timeout: float = START_TIMEOUT_S, *, wait_for_safemode: bool = True) -> None:
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self._prepare_tls()
-        self.namenode.start(timeout)
+        for namenode in self.namenodes:
+            namenode.start(timeout)
         for _ in range(self._initial_datanodes):
             self.add_datanode(wait=False)
         for node in self.datanodes:
@@ -243,7 +286,7 @@ class LocalCluster:
             "--data-dir",
             str(self.base_dir / f"datanode{number}"),
             "--namenode",
-            self.url,
+            self.urls,
             "--rack",
             rack or self.rack_of(number),
             *self._tls_args(),
@@ -268,12 +311,13 @@ class LocalCluster:
         return node
 
     def stop(self) -> None:
-        for node in [*self.datanodes, self.namenode]:
+        for node in [*self.datanodes, *reversed(self.namenodes)]:
             with contextlib.suppress(Exception):
                 node.stop()
 
     def report(self) -> ClusterReport:
-        response = httpx.get(self.url + Routes.CLUSTER_REPORT, timeout=10.0, verify=self.verify)
+        url = self.answering_namenode().url if len(self.namenodes) > 1 else self.url
+        response = httpx.get(f"{url}{Routes.CLUSTER_REPORT}", timeout=10.0, verify=self.verify)
         response.raise_for_status()
         return ClusterReport.model_validate_json(response.content)
 

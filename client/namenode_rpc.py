@@ -55,7 +55,7 @@ from client.protocol.client_namenode import (
     TruncateResponse,
 )
 from client.protocol.common import HEADER_CLIENT_NAME, HEADER_USER, ExtendedBlock
-from client.protocol.errors import DfsError, ProtocolError, invalid_argument
+from client.protocol.errors import DfsError, NotLeaderError, ProtocolError, invalid_argument
 from client.protocol.security import (
     HEADER_AUTHORIZATION,
     CreateTokenRequest,
@@ -64,12 +64,14 @@ from client.protocol.security import (
     TokenList,
     TokenRoutes,
 )
-from client.transport import error_from_transport, raise_for_error
+from client.transport import error_from_transport, namenode_urls, raise_for_error
 
 M = TypeVar("M", bound=BaseModel)
 
 #: A connection that was never established is always safe to retry, whatever the call.
 CONNECT_RETRIES = 3
+#: Methods whose calls change nothing, so any transport failure may be retried on another NameNode.
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD"})
 
 
 def _build(model: type[M], **fields: Any) -> M:
@@ -97,7 +99,9 @@ class NameNodeRPC:
         self.retry_wait_s = retry_wait_s
         self.backoff = Backoff()
         self.http = http
-        self.base_url = base_url.rstrip("/")
+        #: Every NameNode of the cluster; calls go to the one that answered last (failover order).
+        self.urls = namenode_urls(base_url)
+        self._active = 0
         self.user = user
         self.client_name = client_name
         self._headers = {HEADER_USER: user, HEADER_CLIENT_NAME: client_name}
@@ -105,6 +109,16 @@ class NameNodeRPC:
             self._headers[HEADER_AUTHORIZATION] = f"Bearer {token}"
         #: Signs requests with the cluster secret (client.credentials.ClusterSecretAuth), if given.
         self.auth = auth
+
+    @property
+    def base_url(self) -> str:
+        """The NameNode calls go to now."""
+        return self.urls[self._active]
+
+    def _fail_over(self, failed: str) -> None:
+        """Move on to the next NameNode (unless another call already did)."""
+        if self.base_url == failed and len(self.urls) > 1:
+            self._active = (self._active + 1) % len(self.urls)
 
     async def _call(
         self,
@@ -121,9 +135,18 @@ class NameNodeRPC:
         Retrying is safe whatever the call: `retry_after_s` is only set on refusals answered
         before the operation ran (client.protocol.errors.ErrorBody)."""
         budget: RetryBudget | None = None
+        redirects = 0
         while True:
+            target = self.base_url
             try:
                 return await self._call_once(method, route, answer, params=params, body=body)
+            except NotLeaderError:
+                # Leader-only work (the balancer) asked of another NameNode: ask the next one.
+                redirects += 1
+                if redirects >= len(self.urls):
+                    raise
+                self._fail_over(target)
+                continue
             except DfsError as exc:
                 if exc.retry_after_s is None:
                     raise
@@ -140,30 +163,37 @@ class NameNodeRPC:
         params: dict[str, Any] | None = None,
         body: BaseModel | None = None,
     ) -> M:
-        url = self.base_url + route
         content = body.model_dump_json() if body is not None else None
         headers = dict(self._headers)
         if (acting := acting_user()) is not None:
             headers[HEADER_USER] = acting  # one call for another local user (client.identity)
         if content is not None:
             headers["content-type"] = "application/json"
-        for attempt in range(CONNECT_RETRIES):
+        # With several NameNodes a failed connection moves on to the next at once; a full round
+        # of failures waits a little before the next. A call that may have reached a NameNode
+        # is retried elsewhere only if it changes nothing (GET).
+        attempts = CONNECT_RETRIES * len(self.urls)
+        for attempt in range(attempts):
+            target = self.base_url
             try:
                 response = await self.http.request(
                     method,
-                    url,
+                    target + route,
                     params=params,
                     content=content,
                     headers=headers,
                     auth=self.auth or httpx.USE_CLIENT_DEFAULT,
                 )
                 break
-            except httpx.ConnectError as exc:
-                if attempt == CONNECT_RETRIES - 1:
-                    raise error_from_transport(exc, self.base_url) from exc
-                await asyncio.sleep(0.1 * 2**attempt)
             except httpx.HTTPError as exc:
-                raise error_from_transport(exc, self.base_url) from exc
+                retriable = isinstance(exc, httpx.ConnectError) or (
+                    method in IDEMPOTENT_METHODS and isinstance(exc, httpx.TransportError)
+                )
+                if not retriable or attempt == attempts - 1:
+                    raise error_from_transport(exc, target) from exc
+                self._fail_over(target)
+                if (attempt + 1) % len(self.urls) == 0:
+                    await asyncio.sleep(0.1 * 2 ** (attempt // len(self.urls)))
         await raise_for_error(response)
         try:
             return answer.model_validate_json(response.content)

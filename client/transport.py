@@ -76,3 +76,12 @@ async def raise_for_error(response: httpx.Response) -> None:
     except ValueError:
         payload = body[:300].decode("utf-8", "replace")
     raise error_from_response(response.status_code, payload, response.headers.get("Retry-After"))
+
+
+def namenode_urls(spec: str) -> list[str]:
+    """The NameNode URLs of ``http://nn1:9870,http://nn2:9870`` (one or more, all sharing one
+    metadata database); ValueError if there is none."""
+    urls = [part.strip().rstrip("/") for part in spec.split(",") if part.strip()]
+    if not urls:
+        raise ValueError(f"no NameNode URL in {spec!r}")
+    return urls

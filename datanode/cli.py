@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,16 +11,9 @@ from pydantic import ValidationError
 from client.protocol.errors import describe_validation_errors
 from datanode.config import DataNodeSettings
 from server_common.cluster_secret import ClusterSecretError
-from server_common.serve import base_url
+from server_common.serve import advertised_url
 
 app = typer.Typer(add_completion=False, help="Run a DataNode.")
-
-
-def advertised_url(host: str, port: int, *, tls: bool = False) -> str:
-    """What to tell others when --advertise-url is not given: a wildcard bind advertises the host name."""
-    if host in ("0.0.0.0", "::", ""):
-        return f"{'https' if tls else 'http'}://{socket.getfqdn()}:{port}"
-    return base_url(host, port, tls=tls)
 
 
 @app.command()

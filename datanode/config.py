@@ -18,7 +18,9 @@ class DataNodeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(9864, ge=0, le=65535)
     data_dir: Path = Path("dfs-data/datanode")
-    namenode_url: str = Field("http://127.0.0.1:9870", pattern=r"^https?://\S+$")
+    #: One NameNode's base URL, or several comma-separated (NameNodes sharing one database): the
+    #: node talks to one at a time and moves on to the next when it stops answering.
+    namenode_url: str = Field("http://127.0.0.1:9870", pattern=r"^https?://[^\s,]+(,https?://[^\s,]+)*$")
     #: The URL clients and other DataNodes are told to use (containers/NAT); default: the bound address.
     advertise_url: str = Field("", pattern=r"^(https?://\S+)?$")
     rack: str = Field("/default-rack", pattern=r"^/\S*$")

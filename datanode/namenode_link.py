@@ -45,7 +45,7 @@ from client.protocol.errors import (
     UnknownDatanodeError,
 )
 from client.protocol.security import HEADER_CLUSTER_AUTH, sign_request
-from client.transport import error_from_transport, raise_for_error
+from client.transport import error_from_transport, namenode_urls, raise_for_error
 from datanode.counters import DataNodeCounters, ErrorKind
 from datanode.storage.block_store import BlockStore, ReplicaInfo
 
@@ -80,7 +80,11 @@ class NameNodeLink:
         self.cluster_key = cluster_key
         self.store = store
         self.http = http
-        self.namenode_url = namenode_url.rstrip("/")
+        #: Every NameNode of the cluster (they share one database): heartbeats and reports go to
+        #: one at a time; when it stops answering the next takes over, which tells the node to
+        #: register again, so that NameNode gets the full block report its safe mode counts.
+        self.namenode_urls = namenode_urls(namenode_url)
+        self._active = 0
         self.me = me
         self.stats = stats
         self.replicate = replicate
@@ -95,17 +99,26 @@ class NameNodeLink:
         self._unsent_deleted: dict[int, ExtendedBlock] = {}
         self._tasks: set[asyncio.Task[object]] = set()
 
+    @property
+    def namenode_url(self) -> str:
+        """The NameNode this node talks to now."""
+        return self.namenode_urls[self._active]
+
     async def _post(self, route: str, body: BaseModel, answer: type[M], timeout: float = 30.0) -> M:
-        url = self.namenode_url + route
+        target = self.namenode_url
+        url = target + route
         content = body.model_dump_json().encode()
         headers = {"content-type": "application/json"}
         if self.cluster_key is not None:
-            target = httpx.URL(url).raw_path.decode("latin-1")
-            headers[HEADER_CLUSTER_AUTH] = sign_request(self.cluster_key, "POST", target, content)
+            signed_path = httpx.URL(url).raw_path.decode("latin-1")
+            headers[HEADER_CLUSTER_AUTH] = sign_request(self.cluster_key, "POST", signed_path, content)
         try:
             response = await self.http.post(url, content=content, timeout=timeout, headers=headers)
         except httpx.HTTPError as exc:
-            raise error_from_transport(exc, self.namenode_url) from exc
+            if isinstance(exc, httpx.TransportError) and len(self.namenode_urls) > 1 and target == self.namenode_url:
+                self._active = (self._active + 1) % len(self.namenode_urls)
+                log.warning("NameNode not answering; moving on", failed=target, next=self.namenode_url)
+            raise error_from_transport(exc, target) from exc
         await raise_for_error(response)
         try:
             return answer.model_validate_json(response.content)

@@ -41,6 +41,14 @@ class NameNodeSettings(BaseSettings):
     #: CA bundle for verifying the DataNodes this NameNode calls (WebHDFS proxy mode); unset:
     #: $DFS_CA_FILE, else the system trust store.
     tls_ca_file: Path | None = None
+    #: The URL other NameNodes, operators and clients reach this one at (shown on status pages and
+    #: in `dfs admin report`); empty: the bound address.
+    advertise_url: str = Field("", pattern=r"^(https?://\S+)?$")
+    #: Several NameNodes may share one database: the leader (namenode.leadership) holds a lease of
+    #: this length, renewed every third of it; a dead leader is replaced within about this long.
+    leader_lease_s: float = Field(6.0, ge=0.5)
+    #: A NameNode not seen for this long is dropped from the list of NameNodes.
+    namenode_forget_s: float = Field(24 * 3600.0, gt=0)
 
     default_block_size: int = Field(128 * MIB, ge=64 * 1024)
     min_block_size: int = Field(64 * 1024, ge=512)

@@ -128,6 +128,23 @@ class SafeMode:
             self.events.submit(EventKind.SAFE_MODE_LEFT, f"{self.state.value} safe mode left by an operator")
         self.state = SafeModeState.OFF
 
+    def follow(self, *, manual: bool, confirmed_elsewhere: bool) -> None:
+        """Follow the cluster (namenode.leadership): an operator's safe mode is every NameNode's,
+        and a NameNode that starts beside one that already confirmed the block map need not
+        wait for full reports of its own (DataNodes report to one NameNode at a time)."""
+        if manual and self.state is not SafeModeState.MANUAL:
+            self.state = SafeModeState.MANUAL
+            log.warning("safe mode entered by an operator (on another NameNode)")
+        elif not manual and self.state is SafeModeState.MANUAL:
+            self.state = SafeModeState.OFF
+            log.warning("safe mode left by an operator (on another NameNode)")
+        elif self.state is SafeModeState.STARTUP and confirmed_elsewhere:
+            self.state = SafeModeState.OFF
+            log.info("left start-up safe mode: another NameNode has confirmed the block map")
+            self.events.submit(
+                EventKind.SAFE_MODE_LEFT, "left start-up safe mode: another NameNode has confirmed the block map"
+            )
+
     def status(self, session: Session) -> SafeModeStatus:
         total, safe = self._last = self.counts(session)
         if self.state is SafeModeState.OFF:

@@ -67,6 +67,7 @@ from client.protocol.datanode_namenode import (
     RegisterResponse,
     ReplicateBlockCommand,
 )
+from client.protocol.errors import NotLeaderError
 from namenode import placement
 from namenode.auth import Authenticator
 from namenode.balancer import Balancer
@@ -82,6 +83,7 @@ from namenode.db.schema import current_os_user
 from namenode.events import EventLog
 from namenode.fsck import Fsck
 from namenode.inodes import resolve_checked
+from namenode.leadership import Leadership, LeaseState
 from namenode.leases import LeaseManager
 from namenode.namespace import Namespace
 from namenode.permissions import FsAction, GroupMapping, PermissionChecker, Permissions, parse_static_mapping
@@ -92,9 +94,13 @@ from namenode.throughput import ThroughputHistory
 from namenode.truncation import Truncations
 from namenode.user_tokens import UserTokens
 from namenode.work_queues import PRIORITY_NAMES, PRIORITY_UNDER_REPLICATED
+from server_common.serve import advertised_url
 from server_common.webhdfs import DataOps
 
 log = structlog.get_logger(__name__)
+
+#: Replicas of a full block report applied per write transaction (a page is up to MAX_REPORT_PAGE).
+REPORT_TRANSACTION = 5000
 
 
 class NameNode:
@@ -151,7 +157,14 @@ class NameNode:
         )
         for part in (self.safemode, self.datanodes, self.blocks, self.replication, self.balancer):
             part.events = self.events  # one recorder, able to write events of its own
+        own_url = settings.advertise_url or advertised_url(
+            settings.host, settings.port, tls=settings.tls_cert_file is not None
+        )
+        self.leadership = Leadership(
+            own_url, lease_s=settings.leader_lease_s, forget_s=settings.namenode_forget_s, clock=clock
+        )
         self._background: asyncio.Task[None] | None = None
+        self._leading: asyncio.Task[None] | None = None
         self._webhdfs_data: DataOps | None = None
 
     @property
@@ -172,20 +185,63 @@ class NameNode:
 
     async def start(self) -> None:
         await self.db.read(self.user_tokens.load_revoked)
-        # Nodes get a fresh grace period: silence while we were down is not their fault.
-        await self.db.write(self.datanodes.touch_all)
-        self.events.submit(
-            EventKind.SAFE_MODE_ENTERED, "NameNode started: in start-up safe mode until DataNodes report"
-        )
+        if await self.db.write(self._first_of_cluster):
+            self.events.submit(
+                EventKind.SAFE_MODE_ENTERED, "NameNode started: in start-up safe mode until DataNodes report"
+            )
+        await self.lead_round()
+        self._leading = asyncio.create_task(self._leadership_loop(), name="namenode-leadership")
         self._background = asyncio.create_task(self._background_loop(), name="namenode-background")
+
+    def _first_of_cluster(self, session: Session) -> bool:
+        """At start, when no other NameNode is running (the lease is vacant, or was held by this
+        NameNode's previous process): DataNodes get a fresh grace period (silence while the
+        cluster had no NameNode is not their fault), and an operator safe mode of the previous
+        run ends with it, as on a single NameNode. Alongside a running NameNode neither applies:
+        that would hide nodes that really died."""
+        self.leadership.retire_predecessors(session)
+        if not self.leadership.lease_is_vacant(session):
+            return False
+        self.datanodes.touch_all(session)
+        self.leadership.set_manual_safemode(session, False)
+        return True
 
     async def stop(self) -> None:
         if self._webhdfs_data is not None:
             await self._webhdfs_data.close()
-        if self._background is not None:
-            self._background.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._background
+        for task in (self._leading, self._background):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        try:  # hand the lease over now rather than after it expires
+            await asyncio.wait_for(self.db.write(self.leadership.resign), timeout=5.0)
+        except Exception as exc:
+            log.warning("could not resign the leader lease", error=str(exc))
+
+    async def _leadership_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.leader_lease_s / 3)
+            try:
+                await self.lead_round()
+            except Exception:
+                log.exception("leadership round failed")
+
+    async def lead_round(self) -> LeaseState:
+        """Renew our presence and the leader lease (or take it over), and follow the cluster's
+        safe mode: an operator's, and the block map another NameNode has already confirmed."""
+        state = await self.db.write(partial(self.leadership.round, safemode=self.safemode.state))
+        self.safemode.follow(manual=state.manual_safemode, confirmed_elsewhere=state.live_peers_out_of_safemode)
+        return state
+
+    def _fenced(self, step: Callable[[Session], object]) -> Callable[[Session], object]:
+        """`step` in a transaction that commits only while we still hold the leader lease."""
+
+        def run(session: Session) -> object:
+            self.leadership.fence(session)
+            return step(session)
+
+        return run
 
     async def _background_loop(self) -> None:
         while True:
@@ -193,34 +249,47 @@ class NameNode:
             await self.background_pass()
 
     async def background_pass(self) -> None:
-        """Liveness, safe mode, lease recovery, replication, balancing: each its own transaction,
-        so one failure (logged) cannot hold back the others. In safe mode only the first two run."""
-        steps: list[tuple[str, Callable[[Session], object]]] = [
-            ("dead-node check", self.datanodes.mark_dead_nodes),
-            ("safe mode check", self.safemode.update),
-        ]
-        if not self.safemode.on:
+        """Safe mode, and on the leader liveness, lease recovery, replication, balancing: each its
+        own transaction, so one failure (logged) cannot hold back the others. In safe mode only
+        the first two run; on other NameNodes only safe mode."""
+        try:  # renewed here too, so a pass starts with a fresh lease (and tests' clocks need no loop)
+            await self.lead_round()
+        except Exception:
+            log.exception("background step failed", step="leadership round")
+        leader = self.leadership.is_leader
+        steps: list[tuple[str, Callable[[Session], object]]] = [("safe mode check", self.safemode.update)]
+        if leader:
+            steps.insert(0, ("dead-node check", self._fenced(self.datanodes.mark_dead_nodes)))
+        if leader and not self.safemode.on:
             try:
                 expired = await self.db.read(self.leases.hard_expired)
             except Exception:
                 log.exception("background step failed", step="lease scan")
                 expired = []
             steps += [
-                (f"lease recovery of file {inode_id}", partial(self.blocks.recover_file, inode_id=inode_id))
+                (
+                    f"lease recovery of file {inode_id}",
+                    self._fenced(partial(self.blocks.recover_file, inode_id=inode_id)),
+                )
                 for inode_id in expired
             ]
-            steps.append(("truncate recovery", self.truncations.sweep))
-            steps.append(("replication pass", self.replication.run_once))
-            steps.append(("balancer", self.balancer.step))
+            steps.append(("truncate recovery", self._fenced(self.truncations.sweep)))
+            steps.append(("replication pass", self._fenced(self.replication.run_once)))
+            steps.append(("balancer", self._fenced(self.balancer.step)))
         for name, step in steps:
             try:
                 await self.db.write(step)
+            except NotLeaderError as exc:
+                log.warning("background step not committed", step=name, reason=str(exc))
+                break
             except Exception:
                 log.exception("background step failed", step=name)
         try:
             await self.db.read(self.user_tokens.load_revoked)
         except Exception:
             log.exception("background step failed", step="revoked-token refresh")
+        if not self.leadership.is_leader:
+            return
         try:
             await self.events.prune_if_needed()
         except Exception:
@@ -404,7 +473,15 @@ class NameNode:
         return command.model_copy(update={"token": token})
 
     async def block_report(self, request: BlockReportRequest) -> None:
-        await self.db.write(partial(self.reports.full_report, request=request))
+        """One page of a full report (up to 50,000 replicas), applied in transactions of
+        REPORT_TRANSACTION replicas: other writes get the writer between them, so a DataNode with
+        a million blocks never holds the namespace for more than a moment."""
+        replicas = request.replicas
+        parts = [replicas[start : start + REPORT_TRANSACTION] for start in range(0, len(replicas), REPORT_TRANSACTION)]
+        for number, part in enumerate(parts or [[]]):
+            last = request.last and number == max(len(parts), 1) - 1
+            piece = request.model_copy(update={"replicas": part, "last": last})
+            await self.db.write(partial(self.reports.full_report, request=piece))
         if request.last:
             self.safemode.datanode_reported(request.datanode_id)
             if self.safemode.on:
@@ -495,6 +572,7 @@ class NameNode:
             pending_replications=session.scalar(select(func.count()).select_from(PendingReplication)) or 0,
             replication_bandwidth_mbps=self.settings.replication_bandwidth_mbps,
             datanodes=nodes,
+            namenodes=self.leadership.namenodes(session),
         )
 
     def _count_missing(self, session: Session, block_ids: Sequence[int]) -> int:
@@ -512,7 +590,10 @@ class NameNode:
 
     async def safemode_action(self, action: SafeModeAction, *, user: str) -> SafeModeStatus:
         self.checker(user).check_superuser()
-        if action is SafeModeAction.ENTER:
+        # Cluster-wide: the other NameNodes follow within one leadership round.
+        entering = action is SafeModeAction.ENTER
+        await self.db.write(partial(self.leadership.set_manual_safemode, on=entering))
+        if entering:
             self.safemode.enter()
         else:
             self.safemode.leave()
@@ -534,16 +615,19 @@ class NameNode:
 
     async def balancer_start(self, request: BalancerRequest, *, user: str) -> BalancerStatus:
         self.checker(user).check_superuser()
+        self.leadership.check_leader("the balancer")
         self.safemode.check_writable("the block map (no balancing)")
         self.balancer.start(request)
         return await self.db.read(self.balancer.status)
 
     async def balancer_stop(self, *, user: str) -> BalancerStatus:
         self.checker(user).check_superuser()
+        self.leadership.check_leader("the balancer")
         self.balancer.stop()
         return await self.db.read(self.balancer.status)
 
     async def balancer_status(self) -> BalancerStatus:
+        self.leadership.check_leader("the balancer")
         return await self.db.read(self.balancer.status)
 
     async def recent_events(self, limit: int = 100, before_id: int | None = None) -> list[ClusterEvent]:

@@ -41,6 +41,14 @@ def base_url(host: str, port: int, *, tls: bool = False) -> str:
     return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
+def advertised_url(host: str, port: int, *, tls: bool = False) -> str:
+    """What a server tells others when no advertise URL is configured: a wildcard bind advertises
+    the host name (others cannot reach this machine at 127.0.0.1)."""
+    if host in ("0.0.0.0", "::", ""):
+        return f"{'https' if tls else 'http'}://{socket.getfqdn()}:{port}"
+    return base_url(host, port, tls=tls)
+
+
 def write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

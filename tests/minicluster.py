@@ -75,6 +75,7 @@ class MiniCluster(LocalCluster):
         namenode_args: Sequence[str] = (),
         datanode_args: Sequence[str] = (),
         tls: bool | TlsFiles | None = None,
+        namenodes: int = 1,
     ) -> None:
         """`tls=None`: TLS with the session's CA when DFS_TEST_TLS=1 (tests.tls_mode), else plain HTTP."""
         super().__init__(
@@ -85,12 +86,13 @@ class MiniCluster(LocalCluster):
             namenode_args=[*NAMENODE_ARGS, *namenode_args],
             datanode_args=[*DATANODE_ARGS, *datanode_args],
             tls=tls_mode.cluster_tls() if tls is None else tls,
+            namenodes=namenodes,
         )
 
     def client(self, **kwargs: Any) -> DFSClient:
         if self.ca_file is not None:
             kwargs.setdefault("ca_file", self.ca_file)
-        return DFSClient(self.url, **kwargs)
+        return DFSClient(self.urls, **kwargs)
 
     # --- faults ----------------------------------------------------------------------------
 
@@ -112,7 +114,7 @@ class MiniCluster(LocalCluster):
 
     def heal(self) -> None:
         """Every node up and in service, all DataNodes live, and the NameNode out of safe mode."""
-        for node in [self.namenode, *self.datanodes]:
+        for node in [*self.namenodes, *self.datanodes]:
             if node.alive:
                 node.resume()  # harmless unless a test paused it
             else:
@@ -130,7 +132,8 @@ class MiniCluster(LocalCluster):
         """Call the NameNode's admin API as the superuser (the OS user running the cluster); returns
         the JSON answer (raises on an error status)."""
         headers = {HEADER_USER: current_os_user()}
-        response = httpx.request(method, self.url + route, json=body, headers=headers, timeout=30.0, verify=self.verify)
+        url = self.answering_namenode().url
+        response = httpx.request(method, f"{url}{route}", json=body, headers=headers, timeout=30.0, verify=self.verify)
         response.raise_for_status()
         return response.json()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import typer
@@ -27,6 +28,10 @@ def report(
     _print_report(summary)
 
 
+def summary_age(at: float) -> float:
+    return max(0.0, time.time() - at)
+
+
 def _print_report(summary: ClusterReport) -> None:
     used_pct = 100 * summary.used / summary.capacity if summary.capacity else 0.0
     lines = [
@@ -45,6 +50,15 @@ def _print_report(summary: ClusterReport) -> None:
         + (f"{summary.replication_bandwidth_mbps:g} MB/s" if summary.replication_bandwidth_mbps else "unlimited"),
         "",
     ]
+    for namenode in summary.namenodes:
+        role = "LEADER" if namenode.leader else "follower"
+        state = "" if namenode.alive else "   NOT SEEN for " + f"{summary_age(namenode.seen_at):.0f}s"
+        lines.append(
+            f"NameNode {namenode.url}  {role}   safe mode {namenode.safemode.value}{state}"
+            + ("   (answered this report)" if namenode.this else "")
+        )
+    if summary.namenodes:
+        lines.append("")
     for node in summary.datanodes:
         node_pct = 100 * node.used / node.capacity if node.capacity else 0.0
         lines += [

@@ -30,6 +30,9 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
 @app.command("up")
 def up(
     datanodes: Annotated[int, typer.Option("--datanodes", "-n", min=1, help="How many DataNodes.")] = 3,
+    namenodes: Annotated[
+        int, typer.Option(min=1, help="How many NameNodes, sharing the metadata database (one leads).")
+    ] = 1,
     base_dir: Annotated[Path, typer.Option(help="Where metadata, blocks and logs go.")] = Path("dfs-data"),
     namenode_port: Annotated[int, typer.Option(help="NameNode HTTP port.")] = 9870,
     host: Annotated[str, typer.Option(help="Address every server binds.")] = "127.0.0.1",
@@ -74,21 +77,24 @@ def up(
         namenode_args=namenode_args,
         racks=racks,
         tls=tls,
+        namenodes=namenodes,
     )
     # Our own handlers: a shell starting us in the background may have set SIGINT to "ignore".
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         plural = "DataNode" if datanodes == 1 else "DataNodes"
-        stderr.print(f"Starting NameNode and {datanodes} {plural} under {cluster.base_dir} ...", markup=False)
+        nn_plural = "NameNode" if namenodes == 1 else f"{namenodes} NameNodes"
+        stderr.print(f"Starting {nn_plural} and {datanodes} {plural} under {cluster.base_dir} ...", markup=False)
         cluster.start(wait_for_safemode=False)
         _wait_for_safemode(cluster)
         _print_urls(cluster)
         while True:
             time.sleep(1.0)
-            if not cluster.namenode.alive:
-                stderr.print("NameNode exited; stopping the cluster. Last log lines:", markup=False)
-                stderr.print(cluster.namenode.log_tail(), markup=False)
-                raise typer.Exit(1)
+            for namenode in cluster.namenodes:
+                if not namenode.alive:
+                    stderr.print(f"{namenode.name} exited; stopping the cluster. Last log lines:", markup=False)
+                    stderr.print(namenode.log_tail(), markup=False)
+                    raise typer.Exit(1)
             for node in cluster.datanodes:
                 if node.process is not None and not node.alive and node.process.returncode is not None:
                     stderr.print(
@@ -119,14 +125,16 @@ def _wait_for_safemode(cluster: LocalCluster, timeout: float = 30.0) -> None:
 
 def _print_urls(cluster: LocalCluster) -> None:
     out = sys.stdout
-    out.write(f"NameNode    {cluster.url}    (log: {cluster.namenode.log_path})\n")
+    for namenode in cluster.namenodes:
+        label = "NameNode" if namenode is cluster.namenode else namenode.name
+        out.write(f"{label:<11} {namenode.url}    (log: {namenode.log_path})\n")
     for node in cluster.datanodes:
         number = int(node.name.removeprefix("datanode"))
         rack = f"rack {cluster.rack_of(number)}    " if cluster.racks > 1 else ""
         out.write(f"{node.name:<11} {node.url}    {rack}(data: {cluster.base_dir / node.name})\n")
     if cluster.ca_file is not None:
         out.write(f"TLS CA      {cluster.ca_file}    (every node serves https with a certificate it signed)\n")
-    out.write(f"\nUse it:  export DFS_NAMENODE={cluster.url}\n")
+    out.write(f"\nUse it:  export DFS_NAMENODE={cluster.urls}\n")
     if cluster.ca_file is not None:
         out.write(f"         export DFS_CA_FILE={cluster.ca_file}\n")
     out.write("         dfs put README.md /demo/README.md && dfs ls -l /demo && dfs report\n")

@@ -370,6 +370,19 @@ class DatanodeInfo(WireModel):
     last_heartbeat_age_s: float
 
 
+class NameNodeInfo(WireModel):
+    """One NameNode of the cluster: all serve requests, the leader also runs the background work."""
+
+    id: str
+    url: str
+    leader: bool
+    alive: bool  # seen within one leader lease
+    started_at: float
+    seen_at: float
+    safemode: SafeModeState
+    this: bool  # the NameNode that answered
+
+
 class ClusterReport(WireModel):
     """What `dfs report` shows: totals, block health and every DataNode."""
 
@@ -393,6 +406,8 @@ class ClusterReport(WireModel):
     pending_replications: int
     replication_bandwidth_mbps: float  # cluster-wide budget for re-replication (0: unlimited)
     datanodes: list[DatanodeInfo]
+    #: Every NameNode sharing the metadata database (empty from servers that predate HA).
+    namenodes: list[NameNodeInfo] = []
 
 
 # --- administration (routes under /v1/admin) ----------------------------------------------

@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     NOT_ENOUGH_DATANODES = "NOT_ENOUGH_DATANODES"
     NO_SPACE = "NO_SPACE"
     SAFE_MODE = "SAFE_MODE"
+    NOT_LEADER = "NOT_LEADER"
     NOT_SUPPORTED = "NOT_SUPPORTED"
     REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
     # Storage conditions: never confused with plain I/O failures.
@@ -228,6 +229,15 @@ class SafeModeError(DfsError):
     http_status = 503
 
 
+class NotLeaderError(DfsError):
+    """Work only the leader NameNode does (the balancer) asked of another one (HTTP 421, EAGAIN):
+    a client with several NameNode URLs tries the next one."""
+
+    code = ErrorCode.NOT_LEADER
+    errno_value = errno_mod.EAGAIN
+    http_status = 421
+
+
 class NotSupportedError(DfsError):
     """The operation is not supported (HTTP 501, EOPNOTSUPP)."""
 
@@ -375,6 +385,7 @@ ERROR_CLASSES: dict[ErrorCode, type[DfsError]] = {
         NotEnoughDatanodesError,
         NoSpaceError,
         SafeModeError,
+        NotLeaderError,
         NotSupportedError,
         RequestTooLargeError,
         ChecksumMismatchError,

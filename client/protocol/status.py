@@ -16,6 +16,7 @@ from client.protocol.client_namenode import (
     FsckBlock,
     FsckFile,
     FsckReport,
+    NameNodeInfo,
     SafeModeStatus,
 )
 from client.protocol.common import WireModel
@@ -71,6 +72,8 @@ class ClusterOverview(WireModel):
     recovery_rate_bytes_per_s: float
     datanodes_by_state: dict[str, int]
     datanodes: list[NodeStatus]
+    #: Every NameNode sharing the metadata database: which leads, which this page came from.
+    namenodes: list[NameNodeInfo] = []
 
 
 class DatanodeList(WireModel):

@@ -143,6 +143,7 @@ _BY_CODE: dict[ErrorCode, JavaException] = {
     ErrorCode.SAFE_MODE: JavaException(
         "SafeModeException", "org.apache.hadoop.hdfs.server.namenode.SafeModeException", 403
     ),
+    ErrorCode.NOT_LEADER: JavaException("StandbyException", "org.apache.hadoop.ipc.StandbyException", 403),
     ErrorCode.NOT_SUPPORTED: UNSUPPORTED,
     ErrorCode.CHECKSUM_MISMATCH: JavaException("ChecksumException", "org.apache.hadoop.fs.ChecksumException", 403),
     ErrorCode.BLOCK_MISSING: JavaException(

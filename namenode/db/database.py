@@ -16,6 +16,7 @@ import concurrent.futures
 import contextvars
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -85,8 +86,12 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             kwargs["pool_pre_ping"] = True
-            if not writer:
-                kwargs["isolation_level"] = "REPEATABLE READ"  # one snapshot per read, as SQLite WAL gives
+            # Reads: one snapshot each, as SQLite WAL gives. The writer: SERIALIZABLE, so that the
+            # writers of several NameNodes on one database (namenode.leadership) interleave only in
+            # ways equivalent to one at a time; a conflict is a serialisation failure, retried
+            # (one NameNode alone never conflicts: its writes are serial already). SQLite gets the
+            # same from BEGIN IMMEDIATE, which takes the database's one write lock.
+            kwargs["isolation_level"] = "SERIALIZABLE" if writer else "REPEATABLE READ"
         engine = create_engine(self.url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(engine, begin="BEGIN IMMEDIATE" if writer else "BEGIN")
@@ -185,6 +190,7 @@ class Database:
                         self._commit_batch([item])
                     return
                 if attempt < MAX_ATTEMPTS - 1 and _is_transient(exc):
+                    time.sleep(0.002 * 4**attempt)  # let the other writer (another NameNode) finish
                     continue
                 log.error("metadata write failed", error=str(exc))
                 _deliver(batch[0], None, InternalError(f"metadata store error: {exc.orig}"))

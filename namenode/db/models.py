@@ -236,3 +236,34 @@ class UserToken(Base):
     expires_ms: Mapped[int] = mapped_column(BigInteger)
     revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
     description: Mapped[str] = mapped_column(String(256), default="")
+
+
+class NameNodeRow(Base):
+    """One NameNode process sharing this database: what the others and operators see of it."""
+
+    __tablename__ = "namenodes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    url: Mapped[str] = mapped_column(String(512))
+    started_at: Mapped[float] = mapped_column(Float)
+    #: Renewed on every leadership round; a row not seen for `namenode_forget_s` is pruned.
+    seen_at: Mapped[float] = mapped_column(Float)
+    #: Its safe-mode state (client.protocol.client_namenode.SafeModeState), so a NameNode that
+    #: started after the block map was confirmed need not wait for DataNodes of its own.
+    safemode: Mapped[str] = mapped_column(String(16))
+
+
+class LeaderLease(Base):
+    """The single row that says which NameNode runs the background work, and until when.
+
+    `epoch` grows at every change of holder: a leader's background transactions fence on
+    (holder, epoch) in the same transaction, so a deposed leader's work can never commit."""
+
+    __tablename__ = "leader_lease"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(64))
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0)
+    #: Operator safe mode (`dfs admin safemode enter`) is cluster-wide: every NameNode follows it.
+    manual_safemode: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

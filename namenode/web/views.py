@@ -97,6 +97,7 @@ async def overview(namenode: NameNode) -> ClusterOverview:
         recovery_rate_bytes_per_s=namenode.datanodes.recovery_budget.recent_rate(),
         datanodes_by_state=dict(Counter(node.display_state for node in nodes)),
         datanodes=nodes,
+        namenodes=report.namenodes,
     )
 
 
