@@ -136,7 +136,7 @@ class Leadership:
         ).rowcount
         if not held:
             self.is_leader = False
-            raise NotLeaderError("the leader lease has passed to another NameNode")
+            raise NotLeaderError("the leader lease ran out before it was renewed, or another NameNode took it")
 
     def retire_predecessors(self, session: Session) -> None:
         """At start: a NameNode that had our URL is gone (we hold its port now), so its lease and
