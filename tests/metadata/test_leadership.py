@@ -17,16 +17,9 @@ from namenode.db.database import Database
 from namenode.db.models import Event, LeaderLease
 from namenode.leadership import Leadership
 from tests.conftest import BACKENDS, backend_database
+from tests.metadata.test_truncation import Clock
 
 LEASE = 6.0
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=BACKENDS)
