@@ -48,6 +48,8 @@ class LeaseState:
 
 
 class Leadership:
+    """This NameNode's side of the lease: its identity, whether it leads, and the fence."""
+
     def __init__(self, url: str, *, lease_s: float, forget_s: float, clock: Callable[[], float] = time.time) -> None:
         self.id = f"NN-{uuid.uuid4().hex[:12]}"
         self.url = url
@@ -57,7 +59,7 @@ class Leadership:
         self.started_at = clock()
         self.epoch = 0
         self.is_leader = False
-        #: Set by the owner once it knows (the lease may still be held by a dead predecessor).
+        #: Who held a live lease at the last round (None: vacant; it may be a leader that just died).
         self.leader_id: str | None = None
 
     def round(self, session: Session, safemode: SafeModeState) -> LeaseState:
