@@ -37,20 +37,11 @@ class BlockTokenVerifier:
         self.policy = DEFAULT_POLICY
         self.clock = clock
         self._secret = secret
-        self._keys: dict[int, bytes] = {}
 
     def configure(self, policy: BlockTokenPolicy | None) -> None:
         """Adopt the policy the NameNode sent at registration."""
         if policy is not None:
             self.policy = policy
-
-    def _key(self, epoch: int) -> bytes:
-        key = self._keys.get(epoch)
-        if key is None:
-            if len(self._keys) > 64:  # epochs in use are few; forget the old ones
-                self._keys.clear()
-            key = self._keys[epoch] = block_key(self._secret, epoch)
-        return key
 
     def check(self, token: str | None, block_id: int, mode: BlockAccessMode, *, peer: str | None = None) -> str:
         """The token's user if `token` allows `mode` on `block_id`; else InvalidBlockTokenError (403).
@@ -76,7 +67,7 @@ class BlockTokenVerifier:
             oldest = now - policy.key_rotation_s - policy.lifetime_s - CLUSTER_AUTH_WINDOW_S
             if not oldest <= epoch <= now + CLUSTER_AUTH_WINDOW_S:
                 raise InvalidCredentialError("its key has been retired")
-            claims = verify_signed(token, BlockTokenClaims, self._key(epoch))
+            claims = verify_signed(token, BlockTokenClaims, block_key(self._secret, epoch))
         except InvalidCredentialError as exc:
             raise InvalidBlockTokenError(f"block {block_id}: invalid block access token ({exc})") from None
         if claims.expires_ms <= now * 1000:

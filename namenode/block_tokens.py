@@ -39,17 +39,9 @@ class BlockTokenIssuer:
         self.rotation_s = rotation_s
         self.clock = clock
         self._secret = secret
-        self._keys: dict[int, bytes] = {}
 
     def policy(self) -> BlockTokenPolicy:
         return BlockTokenPolicy(required=self.enabled, key_rotation_s=self.rotation_s, lifetime_s=self.lifetime_s)
-
-    def _key(self, epoch: int) -> bytes:
-        key = self._keys.get(epoch)
-        if key is None:
-            self._keys = {e: k for e, k in self._keys.items() if e >= epoch - 2 * int(self.rotation_s)}
-            key = self._keys[epoch] = block_key(self._secret, epoch)
-        return key
 
     def issue(self, block_id: int, user: str, modes: Iterable[BlockAccessMode]) -> str:
         """A token for `user` to use block `block_id` in `modes`; empty when tokens are off."""
@@ -64,7 +56,7 @@ class BlockTokenIssuer:
             modes=sorted(set(modes)),
             expires_ms=int((now + self.lifetime_s) * 1000),
         )
-        return sign_token(self._key(epoch), claims)
+        return sign_token(block_key(self._secret, epoch), claims)
 
     def stamp(self, located: LocatedBlock, user: str, modes: Iterable[BlockAccessMode]) -> LocatedBlock:
         """`located` carrying a token for its block."""

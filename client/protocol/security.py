@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import secrets
@@ -107,7 +108,10 @@ def derive_key(secret: str, purpose: str) -> bytes:
     return hmac.new(secret.encode(), purpose.encode(), hashlib.sha256).digest()
 
 
+@functools.lru_cache(maxsize=64)
 def block_key(secret: str, epoch: int) -> bytes:
+    """The key of one rotation epoch. Cached: every token issued or checked needs one, and only
+    the few epochs still valid are in use."""
     return derive_key(secret, f"dfs/block-key/v1/{epoch}")
 
 
