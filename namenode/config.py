@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from client.protocol.block_format import DEFAULT_BYTES_PER_CHECKSUM, validate_bytes_per_checksum
 from client.protocol.common import MAX_INT64
+from namenode import crash_points
 from namenode.permissions import parse_static_mapping
 from server_common.cluster_secret import SECRET_FILE_NAME, load_secret
 
@@ -116,6 +117,15 @@ class NameNodeSettings(BaseSettings):
     user_groups: str = ""
     log_json: bool = False
     log_level: str = "info"
+    #: For crash-consistency tests only: "OPERATION:MOMENT" makes the NameNode SIGKILL itself there
+    #: (namenode/crash_points.py; $DFS_NAMENODE_CRASH_AT). Empty in any real deployment.
+    crash_at: str = ""
+
+    @field_validator("crash_at")
+    @classmethod
+    def _known_crash_point(cls, value: str) -> str:
+        crash_points.parse(value)
+        return value
 
     @field_validator("user_groups")
     @classmethod

@@ -76,6 +76,7 @@ from namenode.block_manager import BlockManager
 from namenode.block_reports import BlockReportProcessor
 from namenode.block_tokens import REPLICATE, WRITE, BlockTokenIssuer
 from namenode.config import NameNodeSettings
+from namenode.crash_points import CrashPoints
 from namenode.datanode_manager import DatanodeManager
 from namenode.db.database import Database
 from namenode.db.models import Block, Invalidation, PendingReplication, Replica, ReplicationQueueEntry
@@ -114,6 +115,7 @@ class NameNode:
         self.settings = settings
         self.db = db
         self.cluster_id = cluster_id
+        self.crash = CrashPoints(settings.crash_at)
         self.clock = clock
         self.started_at = clock()
         self.safemode = SafeMode(settings, clock)
@@ -321,25 +323,37 @@ class NameNode:
 
     async def mkdirs(self, request: MkdirsRequest, *, user: str) -> FileStatus:
         self.safemode.check_writable()
-        status = await self.db.write(partial(self.namespace.mkdirs, request=request, checker=self.checker(user)))
+        status = await self.db.write(
+            self.crash.inside("mkdirs", partial(self.namespace.mkdirs, request=request, checker=self.checker(user)))
+        )
+        self.crash.after_commit("mkdirs")
         log.info("mkdirs", path=request.path, user=user)
         return status
 
     async def create(self, request: CreateRequest, *, user: str) -> FileStatus:
         self.safemode.check_writable()
-        status = await self.db.write(partial(self.namespace.create, request=request, checker=self.checker(user)))
+        status = await self.db.write(
+            self.crash.inside("create", partial(self.namespace.create, request=request, checker=self.checker(user)))
+        )
+        self.crash.after_commit("create")
         log.info("file created", path=status.path, file_id=status.file_id, replication=status.replication, user=user)
         return status
 
     async def rename(self, request: RenameRequest, *, user: str) -> FileStatus:
         self.safemode.check_writable()
-        status = await self.db.write(partial(self.namespace.rename, request=request, checker=self.checker(user)))
+        status = await self.db.write(
+            self.crash.inside("rename", partial(self.namespace.rename, request=request, checker=self.checker(user)))
+        )
+        self.crash.after_commit("rename")
         log.info("renamed", path=request.src, dst=request.dst)
         return status
 
     async def delete(self, request: DeleteRequest, *, user: str) -> DeleteResponse:
         self.safemode.check_writable()
-        answer = await self.db.write(partial(self.namespace.delete, request=request, checker=self.checker(user)))
+        answer = await self.db.write(
+            self.crash.inside("delete", partial(self.namespace.delete, request=request, checker=self.checker(user)))
+        )
+        self.crash.after_commit("delete")
         log.info("deleted", path=request.path, files=answer.files, directories=answer.directories, blocks=answer.blocks)
         return answer
 
@@ -353,7 +367,10 @@ class NameNode:
 
     async def append(self, request: AppendRequest, *, user: str) -> AppendResponse:
         self.safemode.check_writable()
-        answer = await self.db.write(partial(self.namespace.append, request=request, checker=self.checker(user)))
+        answer = await self.db.write(
+            self.crash.inside("append", partial(self.namespace.append, request=request, checker=self.checker(user)))
+        )
+        self.crash.after_commit("append")
         log.info("file opened for append", path=answer.status.path, file_id=answer.status.file_id)
         return answer
 
@@ -415,7 +432,10 @@ class NameNode:
 
     async def add_block(self, request: AddBlockRequest, *, user: str, writer_host: str | None = None) -> LocatedBlock:
         self.safemode.check_writable()
-        located = await self.db.write(partial(self.blocks.add_block, request=request, writer_host=writer_host))
+        located = await self.db.write(
+            self.crash.inside("add_block", partial(self.blocks.add_block, request=request, writer_host=writer_host))
+        )
+        self.crash.after_commit("add_block")
         located = self.block_tokens.stamp(located, user, WRITE)
         log.info(
             "block allocated",
@@ -436,7 +456,8 @@ class NameNode:
 
     async def complete(self, request: CompleteRequest, *, user: str) -> CompleteResponse:
         self.safemode.check_writable()
-        answer = await self.db.write(partial(self.blocks.complete, request=request))
+        answer = await self.db.write(self.crash.inside("complete", partial(self.blocks.complete, request=request)))
+        self.crash.after_commit("complete")
         if answer.completed:  # a writer polls while DataNode reports catch up: log the one that closed it
             log.info("file completed", path=request.path, file_id=request.file_id)
         return answer
