@@ -1,6 +1,6 @@
-"""`dfs namenode` / `python -m namenode`: run a NameNode process, or format / upgrade its database.
+"""`dfs namenode` / `python -m namenode`: run a NameNode process, or format / upgrade / check its database.
 
-`dfs namenode [OPTIONS]` (no command) serves; `dfs namenode format` and `dfs namenode upgrade`
+`dfs namenode [OPTIONS]` (no command) serves; `dfs namenode format`, `upgrade` and `check`
 work on the metadata database and exit."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 from sqlalchemy.pool import NullPool
 
 from client.protocol.errors import describe_validation_errors
+from namenode import integrity
 from namenode.config import NameNodeSettings
 from namenode.db import schema
 from server_common.cluster_secret import ClusterSecretError
@@ -232,17 +233,39 @@ def upgrade_command(data_dir: DataDirOption = None, db: DbOption = None) -> None
     settings = _database_settings(data_dir, db, create=False)
     head = schema.head_revision()
     with _database_errors("upgrade", settings) as engine:
-        sqlite_file = engine.url.database if engine.dialect.name == "sqlite" else None
-        if sqlite_file and sqlite_file != ":memory:" and not Path(sqlite_file).exists():
-            # Connecting would create an empty file: a mistyped path must not look like an empty database.
-            _fail("upgrade", f"no metadata database at {sqlite_file}")
-        if schema.current_revision(engine) is None:
-            _fail("upgrade", f"{_where(settings)} holds no namespace; dfs namenode format creates one")
+        _require_namespace("upgrade", settings, engine)
         before, after = schema.upgrade(engine)
     if before == after:
         typer.echo(f"schema already at head ({head})")
     else:
         typer.echo(f"upgraded schema from {before} to {after}")
+
+
+@app.command("check")
+def check_command(data_dir: DataDirOption = None, db: DbOption = None) -> None:
+    """Check the metadata's integrity: one tree, no orphan inodes, block lists that add up, leases
+    exactly on open files. Read-only (one snapshot), so it may run beside live NameNodes; exit
+    status 1 lists each violation found."""
+    settings = _database_settings(data_dir, db, create=False)
+    with _database_errors("check", settings) as engine:
+        _require_namespace("check", settings, engine)
+        report = integrity.check_database(engine)
+    for violation in report.violations:
+        typer.echo(violation)
+    verdict = "consistent" if report.consistent else f"{len(report.violations)} violations"
+    typer.echo(f"{_where(settings)}: {verdict} ({report.inodes} inodes, {report.files} files, {report.blocks} blocks)")
+    if not report.consistent:
+        raise typer.Exit(1)
+
+
+def _require_namespace(command: str, settings: NameNodeSettings, engine: Engine) -> None:
+    """Refuse (one line) a database that holds no namespace, without creating a mistyped SQLite file."""
+    sqlite_file = engine.url.database if engine.dialect.name == "sqlite" else None
+    if sqlite_file and sqlite_file != ":memory:" and not Path(sqlite_file).exists():
+        # Connecting would create an empty file: a mistyped path must not look like an empty database.
+        _fail(command, f"no metadata database at {sqlite_file}")
+    if schema.current_revision(engine) is None:
+        _fail(command, f"{_where(settings)} holds no namespace; dfs namenode format creates one")
 
 
 def _valid_cluster_id(cluster_id: str) -> bool:

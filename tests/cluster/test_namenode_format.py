@@ -1,4 +1,4 @@
-"""`dfs namenode format` and `dfs namenode upgrade` as an operator runs them (real subprocesses), and
+"""`dfs namenode format`, `upgrade` and `check` as an operator runs them (real subprocesses), and
 NameNode start-ups racing on one fresh database."""
 
 from __future__ import annotations
@@ -203,7 +203,44 @@ def test_upgrade_does_not_create_a_database_in_a_mistyped_directory(tmp_path: Pa
     assert not (tmp_path / "typo").exists()
 
 
-@pytest.mark.parametrize("command", ["format", "upgrade"])
+def test_check_passes_a_fresh_namespace_and_lists_damage(target: Target) -> None:
+    succeeds("format", *target.options)
+    assert succeeds("check", *target.options).endswith(": consistent (1 inodes, 0 files, 0 blocks)\n")
+    engine = target.engine()
+    try:  # a file whose length its (missing) blocks do not add up to, as a torn write would leave
+        with Session(engine) as session, session.begin():
+            session.add(
+                Inode(
+                    parent_id=ROOT_INODE_ID,
+                    name="torn",
+                    is_dir=False,
+                    mode=0o644,
+                    owner="u",
+                    group="g",
+                    mtime=0,
+                    atime=0,
+                    replication=3,
+                    block_size=1024,
+                    length=10,
+                )
+            )
+    finally:
+        engine.dispose()
+    result = namenode("check", *target.options)
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert "length 10, but its blocks add up to 0" in lines[0]
+    assert lines[-1].endswith(": 1 violations (2 inodes, 1 files, 0 blocks)")
+
+
+def test_check_refuses_a_database_without_a_namespace(target: Target, tmp_path: Path) -> None:
+    message = fails("check", *target.options)
+    assert "holds no namespace" in message or "no metadata database" in message
+    assert fails("check", "--data-dir", str(tmp_path / "typo")).startswith("dfs namenode check: no metadata database")
+    assert not (tmp_path / "typo").exists()
+
+
+@pytest.mark.parametrize("command", ["format", "upgrade", "check"])
 def test_a_database_that_cannot_be_used_is_one_line(command: str, tmp_path: Path) -> None:
     unreachable = fails(command, "--db", UNREACHABLE_URL)
     assert unreachable.startswith(f"dfs namenode {command}: cannot use postgresql+psycopg://dfs:***@127.0.0.1:9/")
