@@ -7,12 +7,14 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from client import AsyncDFSClient
 from client.local_cluster import NodeProcess
-from client.protocol.client_namenode import Routes
+from client.protocol.client_namenode import LocatedBlock, Routes
 from tests.minicluster import MiniCluster, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -143,3 +145,47 @@ def test_a_writer_refuses_further_writes_after_a_failed_block_allocation(cluster
                 await stream.close()
 
     asyncio.run(scenario())
+
+
+def test_a_block_whose_whole_pipeline_dies_before_any_byte_is_allocated_elsewhere(
+    make_cluster: Callable[..., MiniCluster], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every node of a new block's pipeline is killed right after the NameNode allocated it, before a
+    byte reached them: the writer abandons the block, gets one on other nodes, and the file closes
+    with all its bytes and no trace of the abandoned block."""
+    cluster = make_cluster(datanodes=5, racks=1)
+    path = "/whole-pipeline-lost"
+    data = os.urandom(3 * BLOCK + 777)
+    allocated: list[LocatedBlock] = []
+
+    async def scenario() -> None:
+        async with AsyncDFSClient(cluster.url, segment_size=SEGMENT) as fs:
+            allocate = fs.rpc.add_block
+
+            async def allocate_then_kill_the_second(*args: Any, **kwargs: Any) -> LocatedBlock:
+                located = await allocate(*args, **kwargs)
+                allocated.append(located)
+                if len(allocated) == 2:  # the second block: kill its whole pipeline before it gets a byte
+                    victims = [cluster.node_by_id(node.id) for node in located.locations]
+                    loop = asyncio.get_running_loop()
+                    for victim in victims:
+                        await loop.run_in_executor(None, cluster.kill_datanode, victim)
+                return located
+
+            monkeypatch.setattr(fs.rpc, "add_block", allocate_then_kill_the_second)
+            async with await fs.create(path, block_size=BLOCK, replication=2) as stream:
+                await stream.write(data)
+
+    asyncio.run(scenario())
+    lost = allocated[1]
+    dead = {node.id for node in lost.locations}
+    with cluster.client() as fs:
+        assert fs.read_bytes(path) == data
+        blocks = fs.block_locations(path).blocks
+        assert len(blocks) == 4
+        assert lost.block.block_id not in {block.block.block_id for block in blocks}  # abandoned, not kept
+        assert allocated[2].block.block_id == blocks[1].block.block_id  # its replacement took its place
+        assert not dead & {node.id for node in allocated[2].locations}  # on other nodes
+        wait_until(
+            lambda: all(len(b.locations) == 2 for b in fs.block_locations(path).blocks), 60, "replication back to 2"
+        )
