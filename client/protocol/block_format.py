@@ -120,6 +120,9 @@ def decode_meta_header(raw: bytes) -> MetaHeader:
         raise ChecksumMismatchError(f"meta file has bad magic {magic!r}")
     if version != META_VERSION:
         raise ChecksumMismatchError(f"meta file has unknown format version {version}")
+    if any(raw[META_HEADER_SIZE - 4 : META_HEADER_SIZE]):
+        # Version 1 writes zeros here; anything else is rot (an unchecked byte would hide it).
+        raise ChecksumMismatchError("meta file header has non-zero reserved bytes")
     try:
         algo = ChecksumAlgorithm(algorithm)
         validate_bytes_per_checksum(bytes_per_checksum)

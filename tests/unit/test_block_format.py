@@ -258,6 +258,10 @@ def test_raw_header_helper_matches_the_encoder() -> None:
         pytest.param(raw_header(bpc=0), "invalid", id="bpc-zero"),
         pytest.param(raw_header(bpc=32 * 1024 * 1024), "invalid", id="bpc-too-large"),
         pytest.param(bytes(16), "magic", id="all-zero"),
+        *(
+            pytest.param(raw_header()[:i] + b"\x01" + raw_header()[i + 1 :], "reserved", id=f"reserved-byte-{i}")
+            for i in range(12, 16)
+        ),
     ],
 )
 def test_decode_meta_header_rejects_damaged_headers(raw: bytes, match: str) -> None:
