@@ -38,7 +38,7 @@ from client.protocol.errors import (
 from namenode import placement
 from namenode.config import NameNodeSettings
 from namenode.datanode_manager import DatanodeManager
-from namenode.db.models import Block, Datanode, Inode, Replica
+from namenode.db.models import Block, Datanode, Inode, PendingReplication, Replica
 from namenode.events import EventLog
 from namenode.inodes import path_of
 from namenode.leases import LeaseManager
@@ -374,6 +374,13 @@ class BlockManager:
                 )
             else:
                 replica.state = REPLICA_CORRUPT
+            # A copy from this replica fails its checksums at the source and never arrives: forget it
+            # now, or the block waits out pending_replication_timeout_s before another source is tried.
+            session.execute(
+                delete(PendingReplication).where(
+                    PendingReplication.block_id == block.id, PendingReplication.source_id == bad.datanode_id
+                )
+            )
             log.warning("corrupt replica reported", block=block.id, datanode=bad.datanode_id, reason=bad.reason)
             inode = session.get(Inode, block.inode_id)
             self.events.record(

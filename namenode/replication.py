@@ -10,7 +10,8 @@ copies but do not count). Then:
 - enough replicas but all on one rack while the cluster has several: copy one to another
   rack (the now-excess replica is trimmed on a later pass, keeping the spread);
 - over target: delete extras, never the last replica of a rack, fullest node first;
-- corrupt or stale replicas: deleted once the good ones reach the target.
+- corrupt or stale replicas: deleted once the good ones reach the target, or at once when
+  they hold nodes a copy needs (good + bad above target, at least `min_replication` good).
 
 Copies are handed to the source DataNode with its heartbeats, a few at a time per node
 and within the cluster-wide bandwidth budget (datanode_manager), and time out if no
@@ -227,6 +228,13 @@ class ReplicationMonitor:
                 path=path_of(session, inode),
                 block_id=block.id,
             )
+        if bad and len(good) >= self.settings.min_replication and len(good) + len(bad) > target:
+            # Bad replicas occupy nodes a copy could go to (on a small cluster, every free one): with
+            # enough good replicas to copy from they are worth nothing, so free their nodes first (HDFS
+            # does the same); otherwise a block with two of three replicas corrupt on four nodes is stuck.
+            self._drop(session, block, {r.datanode_id for r in bad}, now)
+            stats.trimmed += len(bad)
+            return False
         short = target - len(good) - len(pending)
         if short > 0 or (mis_replicated and not pending and len(good) >= target):
             stats.scheduled += self._schedule_copies(
