@@ -117,6 +117,8 @@ class BlockReceiver:
             if isinstance(exc, asyncio.CancelledError | GeneratorExit):
                 raise
             error = _as_dfs_error(exc, header)
+            if isinstance(error, NoSpaceError) and writer is not None and header.stage is not WriteStage.RECOVER:
+                await self._run(self._discard_partial, header.block_id)
             self._record_failure(error, header.block_id)
             await _drain(body)
             raise error from exc
@@ -163,6 +165,16 @@ class BlockReceiver:
             self.counters.bytes_received += pending_size
         if decoder.pending:
             raise ProtocolError(f"segment for block {header.block_id} ended inside a packet")
+
+    def _discard_partial(self, block_id: int) -> None:
+        """A replica that ran out of space is never used again: the writer drops this node from the
+        pipeline and recovers the block on the others. Free its space now, on a disk that is full,
+        instead of at the next full block report. (A RECOVER may have reopened a finalised replica:
+        that one is left for the NameNode to judge.)"""
+        replica = self.store.get(block_id)
+        if replica is not None and replica.state is ReplicaState.RBW:
+            self.store.discard(replica)
+            log.warning("partial replica discarded after running out of space", block=block_id)
 
     def _record_failure(self, error: DfsError, block_id: int) -> None:
         """Log a failed segment in the recent errors; a corrupt packet also counts as a checksum failure."""

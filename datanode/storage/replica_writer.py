@@ -8,6 +8,7 @@ of the affected chunks are recomputed from the bytes on disk plus the new ones.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import replace
 
@@ -139,10 +140,8 @@ class ReplicaWriter:
         else:
             meta_offset = offset - partial
             stored = chunk_digests(os.pread(self._data_fd, partial, meta_offset) + bytes(data), bpc)
-        os.pwrite(self._meta_fd, stored, META_HEADER_SIZE + (meta_offset // bpc) * DIGEST_SIZE)
-        written = os.pwrite(self._data_fd, data, offset)
-        if written != len(data):
-            raise OSError(f"short write to block {self.replica.block_id}: {written} of {len(data)} bytes")
+        _pwrite_all(self._meta_fd, stored, META_HEADER_SIZE + (meta_offset // bpc) * DIGEST_SIZE)
+        _pwrite_all(self._data_fd, data, offset)
         self.length += len(data)
 
     def finalize(self) -> ReplicaInfo:
@@ -159,3 +158,14 @@ class ReplicaWriter:
         self._close_fds()
         if self.store.get(self.replica.block_id) is not None:
             self.store.update(replace(self.replica, length=self.length))
+
+
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
+    """Write all of `data` at `offset`. A short write (the disk filled up part-way) is followed by
+    one that fails with the reason (ENOSPC, EDQUOT, ...): callers need that errno (507 NO_SPACE)."""
+    written = 0
+    while written < len(data):
+        done = os.pwrite(fd, data[written:], offset + written)
+        if done == 0:
+            raise OSError(errno.EIO, f"short write: {written} of {len(data)} bytes at offset {offset}")
+        written += done
