@@ -97,6 +97,11 @@ class AsyncDFSClient:
         user: the user to act as (default: $DFS_USER or the OS user).
         transport: an httpx transport to use instead of the network (tests).
         segment_size: bytes a writer sends per pipeline acknowledgement (memory per writer is ~2x).
+        read_timeout: seconds a read (or a NameNode call) may wait for the next bytes before the
+            replica (or the call) counts as failed: what bounds a read from a hung DataNode.
+        write_timeout: seconds a writer waits for a segment's acknowledgement before the first
+            pipeline node counts as failed (a hung node further down is cut off by the DataNodes'
+            own --transfer-timeout, so keep this above it plus 5 s per pipeline node).
         retry_wait: seconds to keep retrying a change the NameNode refuses only for now (start-up
             safe mode) before raising.
         ca_file: PEM bundle of the CA(s) that sign the cluster's TLS certificates, for https URLs
@@ -116,6 +121,7 @@ class AsyncDFSClient:
         transport: httpx.AsyncBaseTransport | None = None,
         segment_size: int = 8 * 1024 * 1024,
         read_timeout: float = 30.0,
+        write_timeout: float = 120.0,
         retry_wait: float = 30.0,
         ca_file: str | Path | None = None,
         token: str | None = None,
@@ -141,6 +147,7 @@ class AsyncDFSClient:
             auth=None if secret_file is None else ClusterSecretAuth.from_file(secret_file),
         )
         self.segment_size = segment_size
+        self.write_timeout = httpx.Timeout(write_timeout, connect=10.0)
         self._info: ClusterInfo | None = None
         self._open_writers = 0
         self._renewer: asyncio.Task[None] | None = None
@@ -362,7 +369,9 @@ class AsyncDFSClient:
             self.rpc,
             self.http,
             status,
-            WriteOptions(bytes_per_checksum=info.bytes_per_checksum, segment_size=self.segment_size),
+            WriteOptions(
+                bytes_per_checksum=info.bytes_per_checksum, segment_size=self.segment_size, timeout=self.write_timeout
+            ),
             on_close=closed,
         )
         self._track_writer(closed, info.lease_soft_limit_s)
@@ -381,7 +390,9 @@ class AsyncDFSClient:
             self.rpc,
             self.http,
             answer.status,
-            WriteOptions(bytes_per_checksum=info.bytes_per_checksum, segment_size=self.segment_size),
+            WriteOptions(
+                bytes_per_checksum=info.bytes_per_checksum, segment_size=self.segment_size, timeout=self.write_timeout
+            ),
             on_close=closed,
             last_block=answer.last,
         )

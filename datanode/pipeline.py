@@ -2,7 +2,8 @@
 
 Packets are forwarded as the exact bytes received, through a small bounded queue, so
 a slow downstream slows the whole pipeline (backpressure) instead of filling memory,
-and a hung one is cut off after `timeout` seconds while this node carries on.
+and a hung one is cut off after `timeout` seconds (plus DOWNSTREAM_EXTENSION_S for every node
+beyond it) while this node carries on.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from client.protocol.data_transfer import NodeAck, WriteBlockHeader
 from client.protocol.errors import DfsError, DfsTimeoutError, InternalError
 
 QUEUE_PACKETS = 8
+#: Extra seconds of patience per node beyond the next one (HDFS extends its timeouts by 5 s per
+#: pipeline node the same way).
+DOWNSTREAM_EXTENSION_S = 5.0
 
 
 class PipelineForwarder:
@@ -26,7 +30,9 @@ class PipelineForwarder:
     def __init__(self, http: httpx.AsyncClient, header: WriteBlockHeader, timeout: float, token: str = "") -> None:
         self.target = header.downstream[0]
         self.rest = list(header.downstream[1:])
-        self.timeout = timeout
+        # Each node further down gets its own `timeout` to give up on a hung successor and answer:
+        # waiting only as long as they do, we would time out first and blame the healthy next node.
+        self.timeout = timeout + DOWNSTREAM_EXTENSION_S * len(self.rest)
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=QUEUE_PACKETS)
         self._error: DfsError | None = None
         forwarded = header.model_copy(update={"downstream": self.rest})
@@ -37,7 +43,7 @@ class PipelineForwarder:
                 forwarded,
                 self._body(),
                 token=token,
-                timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+                timeout=httpx.Timeout(self.timeout, connect=min(timeout, 10.0)),
             )
         )
 
