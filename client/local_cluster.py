@@ -51,6 +51,9 @@ class NodeProcess:
     process: subprocess.Popen[bytes] | None = None
     url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    #: Run the server through this, e.g. ``["ip", "netns", "exec", NAME]`` to start it in a network
+    #: namespace (tests/cluster/test_partition.py); the wrapper must exec the server, keeping its pid.
+    command_prefix: list[str] = field(default_factory=list)
 
     @property
     def alive(self) -> bool:
@@ -68,6 +71,7 @@ class NodeProcess:
         self.port_file.unlink(missing_ok=True)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [
+            *self.command_prefix,
             sys.executable,
             "-m",
             self.module,
@@ -277,12 +281,20 @@ class LocalCluster:
         return "/default-rack" if self.racks == 1 else f"/rack{(number - 1) % self.racks + 1}"
 
     def add_datanode(
-        self, *, wait: bool = True, extra_args: Sequence[str] = (), rack: str | None = None
+        self,
+        *,
+        wait: bool = True,
+        extra_args: Sequence[str] = (),
+        rack: str | None = None,
+        host: str | None = None,
+        command_prefix: Sequence[str] = (),
     ) -> NodeProcess:
+        """Start one more DataNode; `host` binds it elsewhere than the cluster's host, and
+        `command_prefix` wraps its command (see `NodeProcess.command_prefix`)."""
         number = len(self.datanodes) + 1
         args = [
             "--host",
-            self.host,
+            host or self.host,
             "--data-dir",
             str(self.base_dir / f"datanode{number}"),
             "--namenode",
@@ -302,6 +314,7 @@ class LocalCluster:
             self.base_dir / "run" / f"datanode{number}.url",
             self.base_dir / "logs" / f"datanode{number}.log",
             env=self.env,
+            command_prefix=list(command_prefix),
         )
         self.datanodes.append(node)
         node.spawn()
