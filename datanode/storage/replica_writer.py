@@ -128,6 +128,7 @@ class ReplicaWriter:
 
     def write_packet(self, offset: int, data: memoryview, digests: memoryview) -> None:
         """Verify and append one packet (it must start where the replica ends)."""
+        self._check_current()
         if offset != self.length:
             raise InvalidArgumentError(
                 f"packet for block {self.replica.block_id} starts at {offset}, the replica ends at {self.length}"
@@ -156,8 +157,23 @@ class ReplicaWriter:
         if self._data_fd < 0:
             return
         self._close_fds()
-        if self.store.get(self.replica.block_id) is not None:
+        if self._is_current():
             self.store.update(replace(self.replica, length=self.length))
+
+    # --- fencing ---------------------------------------------------------------------------
+
+    def _is_current(self) -> bool:
+        """Is the replica still the one this writer opened? A pipeline recovery may have reopened it
+        under a new generation stamp while this request was stuck behind a hung upstream node."""
+        current = self.store.get(self.replica.block_id)
+        return current is not None and current.state is ReplicaState.RBW and current.gen_stamp == self.replica.gen_stamp
+
+    def _check_current(self) -> None:
+        """Refuse to write for a superseded request: its bytes and its idea of the length are stale."""
+        if not self._is_current():
+            raise StaleGenerationError(
+                f"replica of block {self.replica.block_id} was reopened past generation {self.replica.gen_stamp}"
+            )
 
 
 def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:

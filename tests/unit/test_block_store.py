@@ -79,3 +79,28 @@ def test_restart_never_pairs_a_lone_meta_with_another_replicas_data(tmp_path: Pa
     replica = reopened.get(5)
     assert replica is not None and replica.state is ReplicaState.RBW
     assert replica.data_path.read_bytes() == b"new data"
+
+
+def test_a_writer_superseded_by_a_pipeline_recovery_can_neither_write_nor_record(tmp_path: Path) -> None:
+    """A request stuck behind a hung upstream node outlives the recovery that reopened its replica
+    under a new generation stamp: when it wakes, it must not write, nor put its stale stamp and length
+    back in the map (which would hide the recovered replica)."""
+    from client.protocol.block_format import chunk_digests
+    from client.protocol.errors import StaleGenerationError
+
+    store = BlockStore(tmp_path)
+    store.open()
+    data = os.urandom(2 * CHUNK)
+    stale = written_replica(store, 5, data[:CHUNK])
+    recovering = ReplicaWriter.reopen(store, 5, 2, CHUNK, 0, accepted_gen_stamps={1, 2})
+    late = memoryview(data[CHUNK:])
+    with pytest.raises(StaleGenerationError):
+        stale.write_packet(CHUNK, late, memoryview(chunk_digests(late, CHUNK)))
+    stale.close()
+    current = store.get(5)
+    assert current is not None and current.gen_stamp == 2
+    recovering.write_packet(0, memoryview(data), memoryview(chunk_digests(data, CHUNK)))
+    finalized = recovering.finalize()
+    assert (finalized.gen_stamp, finalized.length, finalized.state) == (2, len(data), ReplicaState.FINALIZED)
+    assert finalized.data_path.read_bytes() == data
+    assert store.get(5) == finalized
