@@ -182,7 +182,8 @@ def write_pausing(
             victim_id = victim_ref.id
             victim = cluster.node_by_id(victim_id)
             watcher.datanode_id = victim_id
-            await asyncio.sleep(0.3)  # the watcher has seen it live
+            loop = asyncio.get_running_loop()  # off the loop, which keeps the segment in flight going
+            await loop.run_in_executor(None, wait_until, lambda: bool(watcher.seen), 30, "the watcher to see it")
             victim.pause()
             stopped.append(victim)
             await stream.write(data[2 * BLOCK :])
