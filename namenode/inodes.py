@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists, func, select
+import functools
+from typing import Any
+
+from sqlalchemy import Select, and_, bindparam, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from client.protocol import paths
@@ -24,19 +27,68 @@ def root(session: Session) -> Inode:
     return inode
 
 
+#: Path components resolved per query: one statement joins the inodes of up to this many levels
+#: (SQLite allows 64 tables in a join; deeper paths take one more query per this many levels).
+JOIN_DEPTH = 32
+
+
 def resolve_prefix(session: Session, path: str) -> list[Inode]:
     """The inodes of `path` from the root down, as far as they exist (stopping after a file):
-    permission checks need the existing part of a path that may not exist (yet)."""
-    chain = [root(session)]
-    for name in paths.split(path):
-        current = chain[-1]
-        if not current.is_dir:
+    permission checks need the existing part of a path that may not exist (yet).
+
+    One query walks the whole path (an outer join per component on the (parent_id, name) index)
+    instead of one query per component: every operation resolves a path, and round trips through
+    the ORM, not the index lookups, are what it costs."""
+    names = paths.split(path)
+    batch = names[: JOIN_DEPTH - 1]
+    chain = _walk(session, None, batch)
+    if not chain:
+        raise RuntimeError("namespace has no root inode: it was never formatted")
+    if len(chain) < len(batch) + 1:
+        return chain
+    while len(chain) - 1 < len(names) and chain[-1].is_dir:
+        batch = names[len(chain) - 1 : len(chain) - 1 + JOIN_DEPTH]
+        found = _walk(session, chain[-1].id, batch)
+        chain.extend(found)
+        if len(found) < len(batch):
             break
-        child = lookup_child(session, current.id, name)
-        if child is None:
-            break
-        chain.append(child)
     return chain
+
+
+def _walk(session: Session, parent_id: int | None, names: list[str]) -> list[Inode]:
+    """The inodes along `names` below directory `parent_id` — or from the root, included, when
+    None — as far as they exist. A file has no entries, so the walk stops after one by itself."""
+    if parent_id is not None and not names:
+        return []
+    params: dict[str, object] = {f"name{level}": name for level, name in enumerate(names)}
+    if parent_id is not None:
+        params["parent"] = parent_id
+    row = session.execute(_walk_query(parent_id is None, len(names)), params).first()
+    found: list[Inode] = []
+    for inode in row or ():
+        if inode is None:
+            break
+        found.append(inode)
+    return found
+
+
+@functools.cache
+def _walk_query(from_root: bool, depth: int) -> Select[*tuple[Any, ...]]:
+    """The statement `_walk` runs, built once per shape (aliases are costly to build; the names and
+    the parent are bound parameters)."""
+    levels = [aliased(Inode) for _ in range(depth + (1 if from_root else 0))]
+    query: Select[*tuple[Any, ...]] = select(*levels).select_from(levels[0])
+    if from_root:
+        query = query.where(levels[0].id == ROOT_INODE_ID)
+        joined = list(enumerate(levels[1:]))
+    else:
+        query = query.where(levels[0].parent_id == bindparam("parent"), levels[0].name == bindparam("name0"))
+        joined = [(level + 1, alias) for level, alias in enumerate(levels[1:])]
+    previous = levels[0]
+    for level, alias in joined:
+        query = query.outerjoin(alias, and_(alias.parent_id == previous.id, alias.name == bindparam(f"name{level}")))
+        previous = alias
+    return query
 
 
 def complete_chain(chain: list[Inode], path: str) -> list[Inode]:

@@ -23,6 +23,7 @@ from namenode.datanode_manager import DatanodeManager
 from namenode.db import schema
 from namenode.db.database import Database
 from namenode.db.models import Base, Inode
+from namenode.inodes import JOIN_DEPTH, lookup_child, resolve, resolve_prefix, root
 from namenode.leases import LeaseManager
 from namenode.namespace import Namespace
 from namenode.permissions import Caller, PermissionChecker
@@ -163,3 +164,34 @@ def test_requeueing_a_block_only_raises_its_priority(database: Database) -> None
     assert priority() == 0
     database.write_sync(lambda s: enqueue_blocks(s, [block_id], 3.0, priority=1))
     assert priority() == 0
+
+
+@pytest.mark.parametrize("depth", [1, JOIN_DEPTH - 2, JOIN_DEPTH - 1, JOIN_DEPTH, 2 * JOIN_DEPTH + 3])
+def test_paths_of_any_depth_resolve_in_one_query_per_join_depth_levels(database: Database, depth: int) -> None:
+    """Path resolution joins up to JOIN_DEPTH levels per query: every depth around the batch edges
+    resolves to the same chain as walking one level at a time, and stops where the path stops."""
+    ns = namespace()
+    names = [f"d{level}" for level in range(depth)]
+    deepest = "/" + "/".join(names)
+    database.write_sync(partial(ns.mkdirs, request=MkdirsRequest(path=deepest), checker=SUPERUSER))
+    database.write_sync(
+        partial(ns.create, request=CreateRequest(path=f"{deepest}/file", client_name="c"), checker=SUPERUSER)
+    )
+
+    def walk_one_level_at_a_time(session: Session, path: str) -> list[str]:
+        chain = [root(session)]
+        for name in path.strip("/").split("/"):
+            child = lookup_child(session, chain[-1].id, name) if chain[-1].is_dir else None
+            if child is None:
+                break
+            chain.append(child)
+        return [inode.name for inode in chain]
+
+    def check(session: Session) -> None:
+        for path in (deepest, f"{deepest}/file", f"{deepest}/file/below", f"{deepest}/missing/x", f"{deepest}/x"):
+            assert [i.name for i in resolve_prefix(session, path)] == walk_one_level_at_a_time(session, path)
+        assert len(resolve_prefix(session, f"{deepest}/file")) == depth + 2
+        with pytest.raises(DfsNotADirectoryError):
+            resolve(session, f"{deepest}/file/below")
+
+    database.read_sync(check)
