@@ -167,6 +167,18 @@ class DatanodeManager:
         node.state = STATE_LIVE
         node.version = request.version
         node.current_report_id = None
+        # Copies already handed out to or from this node died with its previous run (a restart, or a
+        # crash before it was found stale, whose copies to it were refused): without this the blocks
+        # wait out pending_replication_timeout_s. A copy that did land is reported and trimmed if extra.
+        lost = (
+            or_(PendingReplication.source_id == node.id, PendingReplication.target_id == node.id),
+            PendingReplication.sent_at.is_not(None),
+            PendingReplication.is_move.is_(False),
+        )
+        retry = list(session.scalars(select(PendingReplication.block_id).where(*lost)))
+        if retry:
+            session.execute(delete(PendingReplication).where(*lost))
+            enqueue_blocks(session, retry, now, PRIORITY_UNDER_REPLICATED)
         self.registered_since_start.add(node.id)
         log.info("datanode registered", datanode=node.id, url=node.url, rack=node.rack)
         self.stale_noted.discard(node.id)

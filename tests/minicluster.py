@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
 from client.local_cluster import LocalCluster, NodeProcess, wait_until
 from client.protocol.block_format import block_file_name
@@ -24,6 +26,7 @@ from client.sync_client import DFSClient
 from client.tls import TlsFiles
 from namenode.config import NameNodeSettings
 from namenode.db.schema import current_os_user
+from namenode.integrity import IntegrityReport, check_database
 from tests import tls_mode
 
 #: Static groups of the users tests act as: eng has alice and bob, ops carol; opsadmin is a superuser;
@@ -78,6 +81,8 @@ class MiniCluster(LocalCluster):
         namenodes: int = 1,
     ) -> None:
         """`tls=None`: TLS with the session's CA when DFS_TEST_TLS=1 (tests.tls_mode), else plain HTTP."""
+        #: The metadata database every NameNode of this cluster uses.
+        self.db_url = db_url or f"sqlite:///{(base_dir / 'namenode' / 'metadata.db').resolve()}"
         super().__init__(
             base_dir,
             datanodes=datanodes,
@@ -188,6 +193,17 @@ class MiniCluster(LocalCluster):
 
     def nodes_holding(self, block_id: int) -> set[str]:
         return {node.name for node in self.datanodes if self.replica_file(node, block_id) is not None}
+
+    def assert_metadata_consistent(self) -> IntegrityReport:
+        """The metadata tables pass the integrity check (namenode/integrity.py: one tree, block lists
+        that add up, leases on exactly the open files); read in one snapshot, live NameNodes or not."""
+        engine = create_engine(self.db_url, poolclass=NullPool)
+        try:
+            report = check_database(engine)
+        finally:
+            engine.dispose()
+        assert report.violations == [], report.violations
+        return report
 
 
 __all__ = ["MiniCluster", "free_port", "wait_until"]

@@ -25,13 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine
-from sqlalchemy.pool import NullPool
 
 from client.protocol.errors import DfsError
 from client.sync_client import DFSClient
 from namenode.crash_points import Moment
-from namenode.integrity import check_database
 from tests.conftest import BACKENDS, backend_database
 from tests.minicluster import MiniCluster, wait_until
 
@@ -46,7 +43,6 @@ NAMENODE_ARGS = ["--default-block-size", str(BLOCK), "--lease-soft-limit", "1", 
 @dataclass
 class CrashCluster:
     cluster: MiniCluster
-    db_url: str
     #: Acknowledged files and their bytes: every scenario re-reads all of them.
     acknowledged: dict[str, bytes]
 
@@ -61,8 +57,7 @@ def crash_cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         cluster = MiniCluster(base, datanodes=3, racks=1, db_url=url, namenode_args=NAMENODE_ARGS)
         try:
             cluster.start()
-            db_url = url or f"sqlite:///{base / 'namenode' / 'metadata.db'}"
-            yield CrashCluster(cluster, db_url, {})
+            yield CrashCluster(cluster, {})
         finally:
             cluster.stop()
 
@@ -221,12 +216,7 @@ def test_a_namenode_killed_mid_operation_loses_nothing_acknowledged(
 
 
 def assert_consistent(state: CrashCluster) -> None:
-    engine = create_engine(state.db_url, poolclass=NullPool)
-    try:
-        report = check_database(engine)
-    finally:
-        engine.dispose()
-    assert report.violations == [], report.violations
+    report = state.cluster.assert_metadata_consistent()
     assert report.files >= len(state.acknowledged)
 
 
