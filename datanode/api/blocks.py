@@ -41,7 +41,9 @@ READ_RESPONSE = binary_response(
 )
 
 
-def get_datanode(request: Request) -> DataNode:
+async def get_datanode(request: Request) -> DataNode:
+    """async, though it awaits nothing: a plain `def` dependency would cost every request a hand-off
+    to FastAPI's worker threads."""
     datanode: DataNode = request.app.state.datanode
     return datanode
 

@@ -10,7 +10,9 @@ from client.protocol.common import HEADER_USER
 from namenode.service import NameNode
 
 
-def get_namenode(request: Request) -> NameNode:
+async def get_namenode(request: Request) -> NameNode:
+    """async, though it awaits nothing: FastAPI runs a plain `def` dependency in a worker thread,
+    one thread hand-off per request for a dictionary lookup."""
     namenode: NameNode = request.app.state.namenode
     return namenode
 
