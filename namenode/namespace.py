@@ -44,6 +44,7 @@ from namenode.block_manager import BlockManager
 from namenode.config import NameNodeSettings
 from namenode.db.models import Block, Inode
 from namenode.inodes import (
+    STATUS_COLUMNS,
     checked_prefix,
     child_counts,
     complete_chain,
@@ -92,14 +93,12 @@ class Namespace:
         inode = _resolve_listable(session, path, checker)
         if not inode.is_dir:
             return DirectoryListing(entries=[to_status(inode, path)], has_more=False)
-        rows = list(
-            session.scalars(
-                select(Inode)
-                .where(Inode.parent_id == inode.id, Inode.name > start_after)
-                .order_by(Inode.name)
-                .limit(limit + 1)
-            )
-        )
+        rows = session.execute(
+            select(*STATUS_COLUMNS)
+            .where(Inode.parent_id == inode.id, Inode.name > start_after)
+            .order_by(Inode.name)
+            .limit(limit + 1)
+        ).all()
         page = rows[:limit]
         counts = child_counts(session, [child.id for child in page if child.is_dir])
         entries = [to_status(child, paths.join(path, child.name), counts.get(child.id, 0)) for child in page]
