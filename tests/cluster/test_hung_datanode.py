@@ -24,10 +24,10 @@ import httpx
 import pytest
 
 from client import AsyncDFSClient
-from client.file_reader import DfsInputStream
 from client.local_cluster import NodeProcess
 from client.protocol.client_namenode import DatanodeState
 from client.protocol.common import DatanodeRef
+from tests.faults import read_asking_first
 from tests.minicluster import MiniCluster, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -113,22 +113,8 @@ class StateWatcher:
 
 
 def read_via(cluster: MiniCluster, path: str, first: DatanodeRef) -> bytes:
-    """Read a whole file asking `first` before the NameNode's locations for every block, whether
-    the NameNode lists it or not (so a replica it should not serve is asked for), with a short
-    read timeout."""
-
-    async def scenario() -> bytes:
-        async with AsyncDFSClient(cluster.url, read_timeout=READ_TIMEOUT_S) as fs:
-            located = await fs.block_locations(path)
-            blocks = [
-                block.model_copy(update={"locations": [first, *(n for n in block.locations if n.id != first.id)]})
-                for block in located.blocks
-            ]
-            stream = DfsInputStream(fs.rpc, fs.http, path, located.model_copy(update={"blocks": blocks}))
-            async with stream:
-                return await stream.read()
-
-    return asyncio.run(scenario())
+    """A read asking `first` first for every block, with a short read timeout."""
+    return read_asking_first(cluster, path, first, read_timeout=READ_TIMEOUT_S)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ runs as root; `scripts/setup-system` installs iproute2 and nftables).
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 import os
@@ -25,14 +24,13 @@ from typing import TypeVar
 
 import pytest
 
-from client import AsyncDFSClient
-from client.file_reader import DfsInputStream
 from client.local_cluster import LocalCluster, NodeProcess
 from client.protocol.block_format import BLOCK_FILE_PREFIX, META_SUFFIX, block_file_name, parse_meta_file_name
 from client.protocol.client_namenode import DatanodeState
 from client.protocol.common import DatanodeRef, ExtendedBlock
 from client.tls import TlsFiles
 from tests import tls_mode
+from tests.faults import read_asking_first
 from tests.minicluster import DATANODE_ARGS, NAMENODE_ARGS, MiniCluster, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -166,22 +164,7 @@ def in_thread(function: Callable[[], T]) -> concurrent.futures.Future[T]:
 
 
 def read_trying_first(cluster: MiniCluster, path: str, node: DatanodeRef) -> bytes:
-    """Read a whole file as a client would that tries `node` first for every block, whether or not
-    the NameNode lists it (a client holding locations from before the partition, or a rejoined node
-    asked for blocks it only has stale copies of)."""
-
-    async def scenario() -> bytes:
-        async with AsyncDFSClient(cluster.url, ca_file=cluster.ca_file) as fs:
-            located = await fs.block_locations(path)
-            blocks = [
-                block.model_copy(update={"locations": [node, *(n for n in block.locations if n.id != node.id)]})
-                for block in located.blocks
-            ]
-            stream = DfsInputStream(fs.rpc, fs.http, path, located.model_copy(update={"blocks": blocks}))
-            async with stream:
-                return await stream.read()
-
-    return asyncio.run(scenario())
+    return read_asking_first(cluster, path, node)
 
 
 def state_of(cluster: MiniCluster, datanode_id: str) -> DatanodeState:
