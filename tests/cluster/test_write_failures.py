@@ -179,13 +179,16 @@ def test_a_block_whose_whole_pipeline_dies_before_any_byte_is_allocated_elsewher
     asyncio.run(scenario())
     lost = allocated[1]
     dead = {node.id for node in lost.locations}
+    # Placement is random, so the first block may have had both replicas on the victims: bring them back
+    # (their disks survived the kill) before reading, as an operator would.
+    cluster.heal()
     with cluster.client() as fs:
+        wait_until(
+            lambda: all(len(b.locations) == 2 for b in fs.block_locations(path).blocks), 60, "replication back to 2"
+        )
         assert fs.read_bytes(path) == data
         blocks = fs.block_locations(path).blocks
         assert len(blocks) == 4
         assert lost.block.block_id not in {block.block.block_id for block in blocks}  # abandoned, not kept
         assert allocated[2].block.block_id == blocks[1].block.block_id  # its replacement took its place
         assert not dead & {node.id for node in allocated[2].locations}  # on other nodes
-        wait_until(
-            lambda: all(len(b.locations) == 2 for b in fs.block_locations(path).blocks), 60, "replication back to 2"
-        )
