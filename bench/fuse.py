@@ -2,10 +2,18 @@
 """The FUSE mount beside a local directory, same workload, same run.
 
     .venv/bin/python bench/fuse.py [--size-mib 1024] [--files 2000] [--file-kib 4] [--rounds 1]
-                                   [--replication 3] [--datanodes 3] [--json]
+                                   [--replication 3] [--datanodes 3] [--workload fsbench|own]
+                                   [--fsbench PATH] [--json]
 
 Starts a real cluster (NameNode + DataNodes as processes) and mounts it with `dfs mount`, both
-under a temporary directory on the same disk as the local baseline directory, then runs on each:
+under a temporary directory on the same disk as the local baseline directory. Rounds alternate
+local and mount; medians are shown.
+
+`--workload fsbench` (the default when the shared workload is there, `../shared/bench/fsbench.py`
+beside the checkout, or `--fsbench PATH`) runs that file-system-agnostic script in a subprocess on
+each directory, the same script that measured MooseFS and the Python FUSE passthroughs, so its
+figures compare directly with theirs. `--workload own` runs the same phases in this process and
+adds per-file latency percentiles:
 
   seq write     SIZE MiB in 1 MiB os.write() calls, then fsync and close (inside the timing)
   seq read      the same file in 1 MiB reads, page cache dropped first (root), sha256 checked
@@ -15,9 +23,8 @@ under a temporary directory on the same disk as the local baseline directory, th
   small read    open, read, close of each, compared with what was written
   delete        os.unlink of each
 
-Printed: MB/s (10^6 bytes/s) and ops/s, per-file latency percentiles (p50/p99, ms) for create,
-small read and delete, and the mount's figure as a share of the local one. Rounds alternate
-local and mount; medians are shown. No assertions: the machine is shared, compare within a run.
+Printed: MB/s (10^6 bytes/s) and ops/s, and the mount's figure as a share of the local one.
+No assertions: the machine is shared, compare within a run.
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ from client.local_cluster import LocalCluster
 from fuse_mount.mount import is_mounted
 
 Result = dict[str, float]
+SHARED_FSBENCH = Path(__file__).resolve().parent.parent.parent / "shared" / "bench" / "fsbench.py"
+FSBENCH_SETTINGS = ("run", "n", "size_MiB", "small_KiB")  # echoed arguments, not figures
 
 
 def seq_write(path: Path, size_mib: int, pool: list[bytes]) -> float:
@@ -142,6 +151,24 @@ def workload(root: Path, args: argparse.Namespace, pool: list[bytes], expected_s
         shutil.rmtree(work, ignore_errors=True)
 
 
+def fsbench(script: Path, root: Path, args: argparse.Namespace, label: str, round_number: int) -> Result:
+    """One run of the shared workload on ROOT; its verification flags must all hold."""
+    command = [sys.executable, str(script), str(root), "--size-mib", str(args.size_mib), "--n", str(args.files)]
+    command += ["--small-kib", str(args.file_kib), "--label", label, "--run", str(round_number)]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=3600, check=False)
+    try:
+        printed = json.loads(finished.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        raise SystemExit(f"fsbench on {label} printed no result: {finished.stderr.strip()}") from None
+    if "error" in printed:
+        raise SystemExit(f"fsbench on {label} failed: {printed['error']}")
+    failed = [key for key, value in printed.items() if key.endswith("_ok") and value is not True]
+    if failed:
+        raise SystemExit(f"fsbench on {label}: verification failed: {failed}")
+    numbers = {key: value for key, value in printed.items() if type(value) in (int, float)}  # not the flags
+    return {key: float(value) for key, value in numbers.items() if key not in FSBENCH_SETTINGS}
+
+
 def mount(url: str, mountpoint: Path, log: Path, cache_ttl: float) -> None:
     command = [sys.executable, "-m", "client.cli", "--namenode", url, "mount", str(mountpoint)]
     command += ["--log-file", str(log), "--cache-ttl", str(cache_ttl)]
@@ -165,8 +192,14 @@ def main() -> None:
     parser.add_argument("--replication", type=int, default=3)
     parser.add_argument("--datanodes", type=int, default=3)
     parser.add_argument("--cache-ttl", type=float, default=1.0)
+    parser.add_argument("--workload", choices=["fsbench", "own"], default=None)
+    parser.add_argument("--fsbench", type=Path, default=SHARED_FSBENCH, help="path of the shared fsbench.py")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
     args = parser.parse_args()
+    if args.workload is None:
+        args.workload = "fsbench" if args.fsbench.exists() else "own"
+    if args.workload == "fsbench" and not args.fsbench.exists():
+        parser.error(f"{args.fsbench} does not exist: pass --fsbench PATH or --workload own")
 
     pool = [os.urandom(MIB) for _ in range(17)]  # not sparse, not all equal
     expected = hashlib.sha256()
@@ -186,9 +219,13 @@ def main() -> None:
     try:
         cluster.start()
         mount(cluster.url, mountpoint, base / "mount.log", args.cache_ttl)
-        for _ in range(args.rounds):
-            runs["local"].append(workload(local, args, pool, expected.hexdigest(), 0.0))
-            runs["mount"].append(workload(mountpoint, args, pool, expected.hexdigest(), args.cache_ttl))
+        for round_number in range(1, args.rounds + 1):
+            if args.workload == "fsbench":
+                runs["local"].append(fsbench(args.fsbench, local, args, "local", round_number))
+                runs["mount"].append(fsbench(args.fsbench, mountpoint, args, "mount", round_number))
+            else:
+                runs["local"].append(workload(local, args, pool, expected.hexdigest(), 0.0))
+                runs["mount"].append(workload(mountpoint, args, pool, expected.hexdigest(), args.cache_ttl))
     finally:
         unmount(mountpoint)
         cluster.stop()
@@ -198,15 +235,15 @@ def main() -> None:
         for where, results in runs.items()
     }
     if args.json:
-        print(json.dumps({"args": vars(args), **medians}))
+        print(json.dumps({"args": {**vars(args), "fsbench": str(args.fsbench)}, **medians}))
         return
     report(medians, args)
 
 
 def report(medians: dict[str, Result], args: argparse.Namespace) -> None:
     table = Table(
-        title=f"FUSE mount vs local directory ({args.size_mib} MiB file, {args.files} x {args.file_kib} KiB "
-        f"files, replication {args.replication}, {args.rounds} round(s), medians)"
+        title=f"FUSE mount vs local directory ({args.workload}: {args.size_mib} MiB file, "
+        f"{args.files} x {args.file_kib} KiB files, replication {args.replication}, {args.rounds} round(s), medians)"
     )
     table.add_column("measure")
     table.add_column("local dir", justify="right")
