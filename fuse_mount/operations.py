@@ -25,7 +25,7 @@ from client.protocol import paths
 from client.protocol.errors import DfsFileExistsError, DfsFileNotFoundError
 from fuse_mount.attributes import group_name, owner_name, stat_result
 from fuse_mount.handles import HandleTable
-from fuse_mount.metadata_cache import UserScopedCache
+from fuse_mount.metadata_cache import CONTENT_ONLY, STATAHEAD_PAGE, ParentChange, UserScopedCache
 from fuse_mount.writing import OpenFile
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,32 @@ class DfsOperations:
             self.cache.remember(path, None)
             raise
         self.cache.remember(path, status)
+        self._read_ahead(path)
         return status
+
+    def _read_ahead(self, path: str) -> None:
+        """Statahead (metadata_cache): after a few misses in a row among one directory's names,
+        one listing page from `path` on fills the cache for the names that follow. Best effort:
+        a failure here is not the lookup's."""
+        cache = self.cache.mine()
+        if not cache.statahead.missed(path):
+            return
+        directory, name = paths.parent(path), paths.basename(path)
+        generation = cache.generation()
+        try:
+            page = self.fs.run(self.fs.aio.rpc.list_page(directory, name, STATAHEAD_PAGE))
+        except Exception as exc:
+            cache.statahead.abandoned(directory, failed=True)
+            log.debug("statahead of %s failed: %s", directory, exc)
+            return
+        except BaseException:
+            cache.statahead.abandoned(directory)
+            raise
+        if cache.remember_page(page.entries, generation):
+            last = page.entries[-1].name if page.entries else None
+            cache.statahead.listed(directory, name, last, page.has_more)
+        else:
+            cache.statahead.abandoned(directory)
 
     @_errors_as_errno
     def getattr(self, path: str | None, fh: int | None = None) -> dict[str, Any]:
@@ -206,8 +231,12 @@ class DfsOperations:
     def mkdir(self, path: str, mode: int) -> int:
         self._writable()
         path = _check_path(path)
-        self.fs.mkdirs(path, mode & 0o7777, parents=False)
-        self.cache.invalidate(path)
+        try:
+            created = self.fs.mkdirs(path, mode & 0o7777, parents=False)
+        except BaseException:
+            self.cache.invalidate(path)
+            raise
+        self.cache.invalidate(path, parent=ParentChange(created.mtime, +1))
         return 0
 
     @_errors_as_errno
@@ -218,8 +247,10 @@ class DfsOperations:
             raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), path)
         try:
             self.fs.delete(path, recursive=False)
-        finally:
+        except BaseException:
             self.cache.invalidate(path, subtree=True)
+            raise
+        self.cache.invalidate(path, subtree=True, parent=ParentChange(_now_ms(), -1))
         return 0
 
     @_errors_as_errno
@@ -232,8 +263,11 @@ class DfsOperations:
             file.discard()
         try:
             self.fs.delete(path)
-        finally:
+        except BaseException:
             self.cache.invalidate(path)
+            raise
+        # The NameNode set the directory's mtime to its clock: ours is as good within the TTL.
+        self.cache.invalidate(path, parent=ParentChange(_now_ms(), -1))
         return 0
 
     @_errors_as_errno
@@ -319,11 +353,15 @@ class DfsOperations:
         try:
             stream = self.fs.run(self.fs.aio.create(path, mode=mode & 0o7777, create_parents=False))
         except DfsFileExistsError:
+            self.cache.invalidate(path)
             if flags & os.O_EXCL:
                 raise
             return self.open(path, flags)  # created meanwhile by another client: open it as it is
-        finally:
+        except BaseException:
             self.cache.invalidate(path)
+            raise
+        # The NameNode gave the directory the new file's mtime.
+        self.cache.invalidate(path, parent=ParentChange(stream.status.mtime, +1))
         number, handle = self.table.open(path, stream.status, writable=True, user=acting_user())
         handle.file.adopt_writer(stream)
         return number
@@ -400,11 +438,12 @@ class DfsOperations:
         """close(2): everything written is durable before this returns; its errors are close's."""
         handle = self.table.get(fh)
         if handle.writable:
+            parent = _parent_change(handle.file)
             try:
                 with acting_as(handle.user):
                     handle.file.sync()
             finally:
-                self.cache.invalidate(handle.file.path)
+                self.cache.invalidate(handle.file.path, parent=parent)
         return 0
 
     @_errors_as_errno
@@ -414,12 +453,26 @@ class DfsOperations:
     @_errors_as_errno
     def release(self, path: str, fh: int) -> int:
         try:
-            user = self.table.get(fh).user  # the kernel may release on its own: act as the opener
+            handle = self.table.get(fh)  # the kernel may release on its own: act as the opener
         except OSError:
             return 0  # released already
         file = self.table.release(fh)
         if file is not None:
-            with acting_as(user):
+            # What a release syncs changes the file; a file only read changed nothing (and the
+            # flush of every writable handle already invalidated what it wrote).
+            changed, parent = handle.writable or file.dirty, _parent_change(file)
+            with acting_as(handle.user):
                 file.release()
-            self.cache.invalidate(file.path)
+            if changed:
+                self.cache.invalidate(file.path, parent=parent)
         return 0
+
+
+def _parent_change(file: OpenFile) -> ParentChange | None:
+    """What syncing `file` does to its directory: nothing for a streamed file (completing it
+    changes the file only); a spooled one is renamed over the original (unknown mtime: drop it)."""
+    return None if file.spooled else CONTENT_ONLY
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

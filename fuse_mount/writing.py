@@ -91,6 +91,11 @@ class OpenFile:
         self._failure: OSError | None = None
 
     @property
+    def spooled(self) -> bool:
+        """Held in a local spool: its sync replaces the file by a rename in its directory."""
+        return self._spool is not None
+
+    @property
     def dirty(self) -> bool:
         """Written to, and not yet synced."""
         return self._writer is not None or (self._spool is not None and self._spool.dirty)
