@@ -47,6 +47,13 @@ def main(
         int | None, typer.Option(help="Concurrent block reads/writes served; more are answered 503 (busy).")
     ] = None,
     max_block_size: Annotated[int | None, typer.Option(help="Largest replica accepted (bytes).")] = None,
+    direct_io: Annotated[
+        bool | None,
+        typer.Option(
+            "--direct-io/--no-direct-io",
+            help="Write block data past the page cache (O_DIRECT) where the file system allows it.",
+        ),
+    ] = None,
     cluster_secret_file: Annotated[
         Path | None,
         typer.Option(help="File holding the cluster secret (the NameNode's DATA_DIR/cluster.secret, mode 0600)."),
@@ -79,6 +86,7 @@ def main(
         "replication_bandwidth_mbps": replication_bandwidth,
         "max_transfers": max_transfers,
         "max_block_size": max_block_size,
+        "direct_io": direct_io,
         "cluster_secret_file": cluster_secret_file,
         "log_json": log_json,
     }

@@ -42,6 +42,9 @@ class DataNodeSettings(BaseSettings):
     transfer_timeout_s: float = Field(60.0, gt=0)
     #: Report at most this capacity (bytes), e.g. to share a disk between DataNodes; default: the disk.
     capacity_bytes: int | None = Field(None, ge=1024 * 1024)
+    #: Write whole pages of block data with O_DIRECT (where the file system supports it): see
+    #: datanode/storage/replica_writer.py for why.
+    direct_io: bool = True
     #: Block scanner: verify each replica once per period, at most this fast. Unset: the NameNode's defaults.
     scan_period_s: float | None = Field(None, gt=0)
     scan_rate_mbps: float | None = Field(None, gt=0)

@@ -42,7 +42,7 @@ class DataNode:
         secret = settings.resolve_cluster_secret()
         #: Every data request shows a block access token the NameNode signed (datanode.block_tokens).
         self.block_tokens = BlockTokenVerifier(secret)
-        self.store = BlockStore(settings.data_dir, settings.capacity_bytes)
+        self.store = BlockStore(settings.data_dir, settings.capacity_bytes, direct_io=settings.direct_io)
         self.disk = concurrent.futures.ThreadPoolExecutor(settings.disk_threads, thread_name_prefix="disk")
         self.http = make_http_client(
             timeout=httpx.Timeout(settings.transfer_timeout_s, connect=10.0),

@@ -77,9 +77,10 @@ def fsync_dir(path: Path) -> None:
 class BlockStore:
     """Thread-safe map of replicas plus the file operations that change it."""
 
-    def __init__(self, data_dir: Path, capacity_limit: int | None = None) -> None:
+    def __init__(self, data_dir: Path, capacity_limit: int | None = None, *, direct_io: bool = True) -> None:
         self.data_dir = data_dir
         self.capacity_limit = capacity_limit
+        self.direct_io = direct_io  # replica writers may bypass the page cache (see replica_writer)
         self.current = data_dir / "current"
         self.finalized_dir = self.current / "finalized"
         self.rbw_dir = self.current / "rbw"
