@@ -2,8 +2,8 @@
 
 For every packet: forward its bytes downstream, then verify and write it here (in a
 worker thread, overlapping the next packet's arrival). At the end of the body: for a
-final segment fsync + finalise this copy while the downstream finishes, report the
-replica to the NameNode, and answer with this node's ack followed by the downstream's.
+final segment fsync + finalise this copy and report the replica to the NameNode while
+the downstream does the same, then answer with this node's ack followed by the downstream's.
 A failure here is answered with an error status (after draining the body, so the
 sender reads a clear error rather than a broken pipe).
 """
@@ -101,15 +101,21 @@ class BlockReceiver:
         """Take one segment; raises a DfsError (after draining `body`) if this node failed."""
         forwarder = PipelineForwarder(self.http, header, self.timeout, token) if header.downstream else None
         writer: ReplicaWriter | None = None
+        local: asyncio.Future[None] | None = None
         try:
             writer = await asyncio.get_running_loop().run_in_executor(self.disk, open_writer, self.store, header)
             await self._stream(header, body, writer, forwarder)
-            local = asyncio.ensure_future(self._run(writer.finalize if header.final else writer.close))
+            # This copy is finished (and, for a final segment, reported to the NameNode) while the
+            # downstream finishes its own: the nodes of a pipeline report at about the same time, so
+            # the NameNode commits their reports together instead of one after another.
+            local = asyncio.ensure_future(self._finish_here(writer, header.final))
             downstream = await forwarder.finish() if forwarder else []
-            replica = await local
-            if header.final and isinstance(replica, ReplicaInfo):
-                await self.on_finalized(replica)
+            await local
         except BaseException as exc:
+            if local is not None:
+                await asyncio.wait([local])  # the writer is not thread-safe: let its finalize end first
+                if not local.cancelled():
+                    local.exception()  # retrieved here: the error answered is the one that stopped us
             if writer is not None:
                 await self._run(writer.close)
             if forwarder is not None:
@@ -132,6 +138,15 @@ class BlockReceiver:
             final=header.final,
             nodes=[own, *downstream],
         )
+
+    async def _finish_here(self, writer: ReplicaWriter, final: bool) -> None:
+        """Close this copy; a final segment's is fsync'd, finalised and reported before the ack."""
+        if not final:
+            await self._run(writer.close)
+            return
+        replica = await self._run(writer.finalize)
+        if isinstance(replica, ReplicaInfo):
+            await self.on_finalized(replica)
 
     async def _stream(
         self,
