@@ -141,8 +141,8 @@ def throughput(quick: bool) -> tuple[list[str], dict[tuple[int, int], dict[str, 
     return lines, runs
 
 
-def metadata(quick: bool, postgres: str) -> tuple[list[str], dict[str, list[dict[str, Any]]]]:
-    ops = "300" if quick else "2000"
+def metadata(quick: bool, postgres: str, ops_per_kind: int) -> tuple[list[str], dict[str, list[dict[str, Any]]]]:
+    ops = "300" if quick else str(ops_per_kind)
     backends = {"SQLite (synchronous=FULL)": run_json("metadata.py", "--ops", ops)}
     if postgres:
         backends["PostgreSQL"] = run_json("metadata.py", "--ops", ops, "--postgres", postgres)
@@ -169,9 +169,9 @@ def metadata(quick: bool, postgres: str) -> tuple[list[str], dict[str, list[dict
     return lines, backends
 
 
-def fuse(quick: bool) -> tuple[list[str], dict[str, Any]]:
+def fuse(quick: bool, rounds: int) -> tuple[list[str], dict[str, Any]]:
     sizes = ["--size-mib", "128", "--files", "300"] if quick else ["--size-mib", "1024", "--files", "2000"]
-    result = run_json("fuse.py", *sizes, "--rounds", "1" if quick else "3")
+    result = run_json("fuse.py", *sizes, "--rounds", "1" if quick else str(rounds))
     references = list(FUSE_REFERENCES)
     lines = [
         f"fsbench.py ({result['args']['size_mib']} MiB file, {result['args']['files']} x 4 KiB files, "
@@ -231,6 +231,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="write the markdown here (default: stdout)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run of the whole suite")
     parser.add_argument("--postgres", default="", help="also run bench/metadata.py on this PostgreSQL URL")
+    parser.add_argument("--metadata-ops", type=int, default=2000, help="operations of each kind per client count")
+    parser.add_argument("--fuse-rounds", type=int, default=3, help="interleaved fsbench rounds (medians)")
     parser.add_argument("--skip", default="", help="comma-separated: throughput, metadata, fuse")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -240,10 +242,10 @@ def main() -> None:
         lines, runs = throughput(args.quick)
         report += ["## Throughput (bench/throughput.py)", "", *lines, ""]
     if "metadata" not in skip:
-        lines, backends = metadata(args.quick, args.postgres)
+        lines, backends = metadata(args.quick, args.postgres, args.metadata_ops)
         report += ["## Metadata (bench/metadata.py)", "", *lines]
     if "fuse" not in skip:
-        lines, mount = fuse(args.quick)
+        lines, mount = fuse(args.quick, args.fuse_rounds)
         report += ["## FUSE (bench/fuse.py running fsbench.py)", "", *lines, ""]
     report += ["## Targets of issue #10", "", "| target | measured | goal | met |", "|---|---:|---:|---|"]
     for target in targets(runs, backends, mount):
