@@ -8,31 +8,18 @@ requests that reach the NameNode, then run `ls -l` on the real mount.
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import subprocess
 
-import httpx
 import pytest
 
 from client import AsyncDFSClient, DFSClient
 from fuse_mount.operations import DfsOperations
+from tests.http_counting import CountingTransport
 from tests.minicluster import MiniCluster
 from tests.mounts import Mount
 
 pytestmark = pytest.mark.cluster
-
-
-class CountingTransport(httpx.AsyncHTTPTransport):
-    """The network, with a tally of requests by path."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: collections.Counter[str] = collections.Counter()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests[request.url.path] += 1
-        return await super().handle_async_request(request)
 
 
 @pytest.fixture(scope="module", params=[2_000, pytest.param(10_000, marks=pytest.mark.slow)])

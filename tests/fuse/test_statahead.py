@@ -7,11 +7,9 @@ real mount shows the right statuses after statahead and another client's changes
 
 from __future__ import annotations
 
-import collections
 import os
 from pathlib import Path
 
-import httpx
 import pytest
 
 from client import DFSClient, FileStatus
@@ -19,6 +17,7 @@ from client.protocol.client_namenode import FileType
 from fuse_mount import operations as operations_module
 from fuse_mount.metadata_cache import CONTENT_ONLY, MetadataCache, ParentChange, StataheadPolicy
 from fuse_mount.operations import DfsOperations
+from tests.http_counting import CountingTransport
 from tests.minicluster import MiniCluster, wait_until
 from tests.mounts import Mount
 
@@ -165,18 +164,6 @@ def test_an_unknown_parent_change_drops_the_directory() -> None:
 
 
 # --- the operations against the real cluster ---------------------------------------------------
-
-
-class CountingTransport(httpx.AsyncHTTPTransport):
-    """The network, with a tally of requests by path."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.requests: collections.Counter[str] = collections.Counter()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.requests[request.url.path] += 1
-        return await super().handle_async_request(request)
 
 
 def comparable(stat: dict[str, object]) -> tuple[object, ...]:
