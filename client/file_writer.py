@@ -27,7 +27,7 @@ from client.backoff import RetryBudget
 from client.block_io import send_segment
 from client.namenode_rpc import NameNodeRPC
 from client.protocol.block_format import chunk_digests
-from client.protocol.client_namenode import CommittedBlock, FileStatus, LocatedBlock
+from client.protocol.client_namenode import CommittedBlock, FileStatus, LocatedBlock, ReplicaReceipt
 from client.protocol.common import DatanodeRef
 from client.protocol.data_transfer import (
     WriteBlockHeader,
@@ -158,13 +158,13 @@ class DfsOutputStream:
             if self._block_pos > 0:
                 await self._ship(final=True)
             await self._wait_inflight()
-            await self._complete()
+            closed = await self._complete()
         except BaseException as exc:
             self._failure = exc
             raise
         finally:
             self._finish()
-        self.status = await self.rpc.stat(self.path)
+        self.status = closed or await self.rpc.stat(self.path)
         return self.status
 
     @stream_operation
@@ -330,7 +330,14 @@ class DfsOutputStream:
             return False
         if segment.final:
             assert self._block is not None
-            self._committed = CommittedBlock(block_id=ack.block_id, gen_stamp=ack.gen_stamp, length=expected)
+            receipts = [
+                ReplicaReceipt(datanode_id=a.datanode_id, length=expected, receipt=a.receipt)
+                for a in ok
+                if a.receipt is not None
+            ]
+            self._committed = CommittedBlock(
+                block_id=ack.block_id, gen_stamp=ack.gen_stamp, length=expected, replicas=receipts
+            )
             self._block = None
         return True
 
@@ -339,12 +346,13 @@ class DfsOutputStream:
         await self.rpc.abandon_block(self.path, self.status.file_id, block.block)
         self._block = await self.rpc.add_block(self.path, self.status.file_id, self._committed, sorted(self._excluded))
 
-    async def _complete(self) -> None:
-        """Ask the NameNode to complete the file, waiting while DataNode reports catch up."""
+    async def _complete(self) -> FileStatus | None:
+        """Ask the NameNode to complete the file, waiting while DataNode reports catch up; the
+        closed file's status, if the NameNode sent it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + COMPLETE_DEADLINE_S
         delay = 0.02
-        while not await self.rpc.complete(self.path, self.status.file_id, self._committed):
+        while not (answer := await self.rpc.complete(self.path, self.status.file_id, self._committed)).completed:
             if loop.time() > deadline:
                 raise DfsTimeoutError(
                     f"{self.path}: DataNodes did not report the last block within {COMPLETE_DEADLINE_S}s",
@@ -352,3 +360,4 @@ class DfsOutputStream:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+        return answer.status

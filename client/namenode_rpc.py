@@ -313,9 +313,9 @@ class NameNodeRPC:
         )
         return await self._call("POST", Routes.RECOVER_PIPELINE, LocatedBlock, body=request)
 
-    async def complete(self, path: str, file_id: int, last: CommittedBlock | None) -> bool:
+    async def complete(self, path: str, file_id: int, last: CommittedBlock | None) -> CompleteResponse:
         request = _build(CompleteRequest, path=path, file_id=file_id, client_name=self.client_name, last=last)
-        return (await self._call("POST", Routes.COMPLETE, CompleteResponse, body=request)).completed
+        return await self._call("POST", Routes.COMPLETE, CompleteResponse, body=request)
 
     async def renew_lease(self) -> None:
         await self._call("POST", Routes.RENEW_LEASE, Ack, body=_build(RenewLeaseRequest, client_name=self.client_name))

@@ -2,8 +2,10 @@
 
 For every packet: forward its bytes downstream, then verify and write it here (in a
 worker thread, overlapping the next packet's arrival). At the end of the body: for a
-final segment fsync + finalise this copy and report the replica to the NameNode while
-the downstream does the same, then answer with this node's ack followed by the downstream's.
+final segment fsync + finalise this copy while the downstream does the same, then answer
+with this node's ack (carrying a signed receipt for the finalised replica, which the writer
+hands to the NameNode with its commit) followed by the downstream's. The replica's own report
+to the NameNode is queued, not awaited: it is off the writer's critical path.
 A failure here is answered with an error status (after draining the body, so the
 sender reads a clear error rather than a broken pipe).
 """
@@ -38,6 +40,7 @@ from client.protocol.errors import (
     ProtocolError,
     RequestTooLargeError,
 )
+from client.protocol.security import sign_receipt
 from datanode.counters import DataNodeCounters, ErrorKind
 from datanode.pipeline import PipelineForwarder
 from datanode.storage.block_store import BlockStore, ReplicaInfo
@@ -78,11 +81,14 @@ class BlockReceiver:
         http: httpx.AsyncClient,
         disk: concurrent.futures.Executor,
         me: Callable[[], DatanodeRef],
-        on_finalized: Callable[[ReplicaInfo], Awaitable[None]],
+        on_finalized: Callable[[ReplicaInfo, bool], Awaitable[None]],
         transfer_timeout_s: float,
         counters: DataNodeCounters | None = None,
         max_block_size: int = MAX_INT64,
+        receipt_key: bytes | None = None,
     ) -> None:
+        #: Signs the receipt of each finalised replica (client.protocol.security.sign_receipt).
+        self.receipt_key = receipt_key
         self.max_block_size = max_block_size
         self.store = store
         self.http = http
@@ -105,10 +111,9 @@ class BlockReceiver:
         try:
             writer = await asyncio.get_running_loop().run_in_executor(self.disk, open_writer, self.store, header)
             await self._stream(header, body, writer, forwarder)
-            # This copy is finished (and, for a final segment, reported to the NameNode) while the
-            # downstream finishes its own: the nodes of a pipeline report at about the same time, so
-            # the NameNode commits their reports together instead of one after another.
-            local = asyncio.ensure_future(self._finish_here(writer, header.final))
+            # This copy is finished (for a final segment: fsync'd and finalised) while the downstream
+            # finishes its own.
+            local = asyncio.ensure_future(self._finish_here(writer, header.final, _vouched(header)))
             downstream = await forwarder.finish() if forwarder else []
             await local
         except BaseException as exc:
@@ -130,7 +135,10 @@ class BlockReceiver:
             raise error from exc
         self._record_downstream(downstream, header.block_id)
         me = self.me()
-        own = NodeAck(datanode_id=me.id, url=me.url, ok=True, length=writer.length)
+        receipt = None
+        if header.final and _vouched(header) and self.receipt_key is not None:
+            receipt = sign_receipt(self.receipt_key, me.id, header.block_id, header.gen_stamp, writer.length)
+        own = NodeAck(datanode_id=me.id, url=me.url, ok=True, length=writer.length, receipt=receipt)
         return WriteBlockResponse(
             block_id=header.block_id,
             gen_stamp=header.gen_stamp,
@@ -139,14 +147,15 @@ class BlockReceiver:
             nodes=[own, *downstream],
         )
 
-    async def _finish_here(self, writer: ReplicaWriter, final: bool) -> None:
-        """Close this copy; a final segment's is fsync'd, finalised and reported before the ack."""
+    async def _finish_here(self, writer: ReplicaWriter, final: bool, vouched: bool) -> None:
+        """Close this copy; a final segment's is fsync'd and finalised before the ack, and handed to
+        `on_finalized`, which queues its report (`vouched`: the ack's receipt speaks for it meanwhile)."""
         if not final:
             await self._run(writer.close)
             return
         replica = await self._run(writer.finalize)
         if isinstance(replica, ReplicaInfo):
-            await self.on_finalized(replica)
+            await self.on_finalized(replica, vouched)
 
     async def _stream(
         self,
@@ -205,6 +214,12 @@ class BlockReceiver:
         if failed is not None:
             reason = failed.error.message if failed.error is not None else "no acknowledgement"
             self.counters.record_error(ErrorKind.PIPELINE_ERROR, f"downstream {failed.url}: {reason}", block_id)
+
+
+def _vouched(header: WriteBlockHeader) -> bool:
+    """Does a receipt reach the NameNode with the writer's commit? Not for a DataNode's copy: no
+    client commits it, so only the copy's own report tells the NameNode it arrived."""
+    return header.stage is not WriteStage.REPLICATE
 
 
 async def _drain(body: AsyncIterator[bytes]) -> None:

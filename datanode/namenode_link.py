@@ -2,14 +2,20 @@
 
 Registration is retried until the NameNode answers; then a full block report (in
 pages), then heartbeats every interval whose replies carry commands. Incremental
-reports go out right after each replica is finalised or deleted; one that cannot be
-delivered is kept and retried with the next heartbeat, so the NameNode eventually
-hears of every change.
+reports go out shortly after each replica is finalised or deleted, gathered so that a
+burst of small files costs the NameNode one report instead of one per block: within
+`INCREMENTAL_REPORT_DELAY_S` for a copy or a cut replica, which only the report announces,
+and within `VOUCHED_REPORT_DELAY_S` for a replica a client wrote, whose receipt already
+reached the NameNode with the writer's commit (block_receiver). A report that cannot be
+delivered is kept and retried with the next heartbeat, so the NameNode eventually hears of
+every change.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -53,6 +59,10 @@ log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
 MAX_RETRY_DELAY_S = 10.0
+#: Longest a finalised replica waits for its incremental report, gathering others meanwhile.
+INCREMENTAL_REPORT_DELAY_S = 0.05
+#: The same for a replica whose receipt the writer hands to the NameNode (the report is a backstop).
+VOUCHED_REPORT_DELAY_S = 1.0
 
 
 class Reregister(Exception):  # noqa: N818 - control flow, not an error
@@ -98,6 +108,10 @@ class NameNodeLink:
         self._unsent_received: dict[int, ReportedReplica] = {}
         self._unsent_deleted: dict[int, ExtendedBlock] = {}
         self._tasks: set[asyncio.Task[object]] = set()
+        self._report_task: asyncio.Task[None] | None = None
+        #: Loop time by which the queued incremental report must go out (None: nothing queued).
+        self._report_due: float | None = None
+        self._report_sooner = asyncio.Event()
 
     @property
     def namenode_url(self) -> str:
@@ -262,17 +276,42 @@ class NameNodeLink:
 
     # --- incremental reports ---------------------------------------------------------------
 
-    async def replica_finalized(self, replica: ReplicaInfo) -> None:
-        """Tell the NameNode right away (before the writer is acknowledged) that we hold a replica."""
+    async def replica_finalized(self, replica: ReplicaInfo, *, vouched: bool = False) -> None:
+        """Queue the report that we hold a replica (`vouched`: its receipt went to the writer)."""
         entry = ReportedReplica(
             block_id=replica.block_id, gen_stamp=replica.gen_stamp, length=replica.length, state=replica.state
         )
         self._unsent_received[replica.block_id] = entry
-        await self._flush_incremental()
+        due = asyncio.get_running_loop().time() + (VOUCHED_REPORT_DELAY_S if vouched else INCREMENTAL_REPORT_DELAY_S)
+        if self._report_due is None or due < self._report_due:
+            self._report_due = due
+            self._report_sooner.set()
+        if self._report_task is None or self._report_task.done():
+            # In a context of its own: the report gathers many writes, it is part of none of them.
+            loop = asyncio.get_running_loop()
+            self._report_task = loop.create_task(self._report_when_due(), context=contextvars.Context())
 
-    async def _flush_incremental(self) -> None:
-        if not (self._unsent_received or self._unsent_deleted) or not self.registered.is_set():
-            return
+    async def _report_when_due(self) -> None:
+        """Send the queued report when it is due, and again for what is queued meanwhile; a failed
+        send waits for the next heartbeat (or the full report after registering again)."""
+        loop = asyncio.get_running_loop()
+        while self._report_due is not None:
+            wait = self._report_due - loop.time()
+            if wait > 0:
+                self._report_sooner.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._report_sooner.wait(), wait)
+                continue
+            self._report_due = None
+            if not await self._flush_incremental():
+                return
+
+    async def _flush_incremental(self) -> bool:
+        """Send the queued changes; False if they could not be delivered (they stay queued)."""
+        if not (self._unsent_received or self._unsent_deleted):
+            return True
+        if not self.registered.is_set():
+            return False
         async with self._report_lock:
             received = list(self._unsent_received.values())
             deleted = list(self._unsent_deleted.values())
@@ -281,13 +320,14 @@ class NameNodeLink:
                 await self._post(Routes.INCREMENTAL_REPORT, request, Ack, timeout=10.0)
             except DfsError as exc:
                 log.warning("incremental report not delivered; will retry", error=str(exc))
-                return
+                return False
             for entry in received:
                 if self._unsent_received.get(entry.block_id) == entry:
                     del self._unsent_received[entry.block_id]
             for block in deleted:
                 if self._unsent_deleted.get(block.block_id) == block:
                     del self._unsent_deleted[block.block_id]
+        return True
 
     async def report_corrupt(self, block: ExtendedBlock, reason: str) -> None:
         """A read or copy found a replica here that fails its checksums."""
@@ -299,6 +339,7 @@ class NameNodeLink:
             log.warning("could not report corrupt replica", block=block.block_id, error=str(exc))
 
     async def close(self) -> None:
-        for task in list(self._tasks):
+        tasks = [*self._tasks, *([self._report_task] if self._report_task is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)

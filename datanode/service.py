@@ -12,7 +12,7 @@ import httpx
 from client.protocol.common import DatanodeRef, ExtendedBlock
 from client.protocol.datanode_namenode import HeartbeatRequest, RegisterResponse, ReplicateBlockCommand
 from client.protocol.errors import ServerBusyError
-from client.protocol.security import cluster_request_key
+from client.protocol.security import cluster_request_key, replica_receipt_key
 from client.request_id import new_request_id
 from client.tls import client_ssl_context, default_ca_file
 from client.transport import make_http_client
@@ -95,6 +95,7 @@ class DataNode:
             settings.transfer_timeout_s,
             counters=self.counters,
             max_block_size=settings.max_block_size,
+            receipt_key=replica_receipt_key(secret),
         )
         self.sender = BlockSender(self.store, self.disk, settings.packet_size, self._report_corrupt, self.counters)
         self.checksummer = BlockChecksummer(self.store, self.disk, settings.packet_size, self._report_corrupt)
@@ -165,9 +166,9 @@ class DataNode:
         with self.transfer(), bound_request_id(new_request_id()):
             return await self.replicator.replicate(command)
 
-    async def _finalized(self, replica: ReplicaInfo) -> None:
+    async def _finalized(self, replica: ReplicaInfo, vouched: bool) -> None:
         self.scanner.mark_verified(replica.block_id)  # every chunk was verified on its way in
-        await self.link.replica_finalized(replica)
+        await self.link.replica_finalized(replica, vouched=vouched)
 
     async def _cut(self, replica: ReplicaInfo) -> None:
         await self.link.replica_finalized(replica)  # a truncated replica is reported like a new one

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 
 import structlog
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from client.protocol.client_namenode import (
@@ -40,7 +40,7 @@ from namenode.config import NameNodeSettings
 from namenode.datanode_manager import DatanodeManager
 from namenode.db.models import Block, Datanode, Inode, PendingReplication, Replica
 from namenode.events import EventLog
-from namenode.inodes import path_of
+from namenode.inodes import path_of, to_status
 from namenode.leases import LeaseManager
 from namenode.states import (
     BLOCK_COMMITTED,
@@ -72,6 +72,8 @@ class BlockManager:
         self.clock = clock
         self.rng = rng or random.Random()
         self.events = EventLog(clock=clock)
+        #: Records the replicas a commit's receipts vouch for (namenode.replica_receipts; set by the NameNode).
+        self.record_receipts: Callable[[Session, Block, CommittedBlock], None] | None = None
 
     # --- queries ---------------------------------------------------------------------------
 
@@ -225,20 +227,24 @@ class BlockManager:
             raise InvalidArgumentError(
                 f"block {block.id} length {committed.length} exceeds the block size {inode.block_size}"
             )
+        if committed.replicas and self.record_receipts is not None:
+            self.record_receipts(session, block, committed)
         block.length = committed.length
         block.state = BLOCK_COMMITTED
         block.pipeline = ""
         inode.length = block.offset + block.length
-        for replica in session.scalars(select(Replica).where(Replica.block_id == block.id)):
-            if replica.state == REPLICA_FINALIZED and replica.length != block.length:
-                replica.state = REPLICA_CORRUPT
+        session.execute(
+            update(Replica)
+            .where(Replica.block_id == block.id, Replica.state == REPLICA_FINALIZED, Replica.length != block.length)
+            .values(state=REPLICA_CORRUPT)
+        )
         if self.good_replica_counts(session, [block])[block.id] >= self.settings.min_replication:
             block.state = BLOCK_COMPLETE
 
     def complete(self, session: Session, request: CompleteRequest) -> CompleteResponse:
         inode = session.get(Inode, request.file_id)
         if inode is not None and not inode.under_construction and self._is_retried_complete(session, inode, request):
-            return CompleteResponse(completed=True)
+            return CompleteResponse(completed=True, status=to_status(inode, request.path))
         inode = self.leases.check(session, request.file_id, request.client_name, request.path)
         last = self.last_block(session, inode.id)
         if request.last is not None:
@@ -250,7 +256,7 @@ class BlockManager:
         if not self._complete_blocks(session, inode):
             return CompleteResponse(completed=False)
         self.close_file(session, inode)
-        return CompleteResponse(completed=True)
+        return CompleteResponse(completed=True, status=to_status(inode, request.path))
 
     def _is_retried_complete(self, session: Session, inode: Inode, request: CompleteRequest) -> bool:
         last = self.last_block(session, inode.id)

@@ -88,6 +88,7 @@ from namenode.leadership import Leadership, LeaseState
 from namenode.leases import LeaseManager
 from namenode.namespace import Namespace
 from namenode.permissions import FsAction, GroupMapping, PermissionChecker, Permissions, parse_static_mapping
+from namenode.replica_receipts import ReplicaReceipts
 from namenode.replication import ReplicationMonitor
 from namenode.safemode import SafeMode
 from namenode.states import REPLICA_CORRUPT
@@ -140,6 +141,7 @@ class NameNode:
             enabled=settings.permissions_enabled,
         )
         secret = settings.resolve_cluster_secret()
+        self.blocks.record_receipts = ReplicaReceipts(secret).record
         self.block_tokens = BlockTokenIssuer(
             secret,
             enabled=settings.block_access_tokens,

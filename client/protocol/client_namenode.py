@@ -45,8 +45,9 @@ from client.protocol.common import (
     NonNegative,
     WireModel,
 )
+from client.protocol.data_transfer import MAX_PIPELINE_LENGTH
 from client.protocol.paths import PATH_JSON_SCHEMA, validate_path
-from client.protocol.security import MAX_TOKEN_LENGTH
+from client.protocol.security import MAX_TOKEN_LENGTH, RECEIPT_LENGTH
 
 #: Checked by `validate_path` (INVALID_PATH); the schema states the rules for API documents and fuzzers.
 WirePath = Annotated[str, AfterValidator(validate_path), Field(json_schema_extra=PATH_JSON_SCHEMA)]
@@ -151,12 +152,24 @@ class LocatedBlocks(WireModel):
     blocks: list[LocatedBlock]
 
 
+class ReplicaReceipt(WireModel):
+    """A pipeline node's signed word that it finalised its replica of a committed block."""
+
+    datanode_id: Annotated[str, Field(max_length=64)]
+    length: NonNegative
+    receipt: Annotated[str, Field(min_length=RECEIPT_LENGTH, max_length=RECEIPT_LENGTH)]
+
+
 class CommittedBlock(WireModel):
-    """A block the writer has finished, with the byte count every pipeline node acknowledged."""
+    """A block the writer has finished, with the byte count every pipeline node acknowledged.
+
+    `replicas` carries the receipts of the nodes that finalised it, so the NameNode records those
+    replicas with the commit instead of waiting for the nodes' own reports."""
 
     block_id: BlockId
     gen_stamp: GenStamp
     length: NonNegative
+    replicas: Annotated[list[ReplicaReceipt], Field(max_length=MAX_PIPELINE_LENGTH)] = []
 
 
 class MkdirsRequest(WireModel):
@@ -211,6 +224,9 @@ class CompleteResponse(WireModel):
     """False means: not every block has its minimum replicas reported yet; retry shortly."""
 
     completed: bool
+    #: The closed file's status (under the path the request named), when `completed`: saves the
+    #: writer a `status` call.
+    status: FileStatus | None = None
 
 
 class RenameRequest(WireModel):

@@ -48,6 +48,7 @@ from client.protocol.common import (
     WireModel,
 )
 from client.protocol.errors import ErrorBody, ProtocolError
+from client.protocol.security import RECEIPT_LENGTH
 
 PACKET_MAGIC = b"DFSP"
 PACKET_VERSION = 1
@@ -96,6 +97,9 @@ class NodeAck(WireModel):
     ok: bool
     length: NonNegative | None = None
     error: ErrorBody | None = None
+    #: For a final segment: this node's signed receipt for the finalised replica
+    #: (client.protocol.security.sign_receipt), which the writer passes on with the commit.
+    receipt: Annotated[str, Field(max_length=RECEIPT_LENGTH)] | None = None
 
 
 class WriteBlockResponse(WireModel):

@@ -7,6 +7,7 @@ kind never verifies a credential of another:
     block key of epoch E  = HMAC(secret, "dfs/block-key/v1/E")   E: unix seconds the key epoch starts
     user-token key        = HMAC(secret, "dfs/user-token/v1")
     cluster-request key   = HMAC(secret, "dfs/cluster-request/v1")
+    replica-receipt key   = HMAC(secret, "dfs/replica-receipt/v1")
 
 A token is ``dfs1.<base64url(JSON claims)>.<base64url(HMAC-SHA256(key, "dfs1." + claims part))>``.
 Claims are readable by anyone who holds the token (a client reads its expiry); only a holder of
@@ -123,6 +124,10 @@ def cluster_request_key(secret: str) -> bytes:
     return derive_key(secret, "dfs/cluster-request/v1")
 
 
+def replica_receipt_key(secret: str) -> bytes:
+    return derive_key(secret, "dfs/replica-receipt/v1")
+
+
 # --- tokens --------------------------------------------------------------------------------------
 
 
@@ -194,6 +199,26 @@ def verify_request(key: bytes, header: str, method: str, target: str, body: byte
         raise InvalidCredentialError("cluster-signed request is too old or from the future (check the clocks)")
     if not hmac.compare_digest(_request_mac(key, method, target, stamp_ms, body), mac):
         raise InvalidCredentialError("bad cluster signature (a different cluster secret?)")
+
+
+# --- replica receipts ----------------------------------------------------------------------------
+#
+# A DataNode that finalised a replica puts a receipt in its pipeline acknowledgement; the writer
+# hands the receipts to the NameNode with the commit (add_block's `previous`, complete's `last`),
+# which records those replicas in the commit's own transaction. The DataNode's incremental report
+# then no longer has to reach the NameNode before the writer is acknowledged (docs/protocol.md).
+
+RECEIPT_LENGTH = 64  # hex HMAC-SHA256
+
+
+def sign_receipt(key: bytes, datanode_id: str, block_id: int, gen_stamp: int, length: int) -> str:
+    """The receipt for "`datanode_id` holds block `block_id` at `gen_stamp`, finalised at `length`"."""
+    message = f"replica\n{datanode_id}\n{block_id}\n{gen_stamp}\n{length}"
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def verify_receipt(key: bytes, receipt: str, datanode_id: str, block_id: int, gen_stamp: int, length: int) -> bool:
+    return hmac.compare_digest(sign_receipt(key, datanode_id, block_id, gen_stamp, length), receipt)
 
 
 # --- the token API on the NameNode -----------------------------------------------------------------

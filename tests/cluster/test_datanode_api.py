@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from client.protocol.common import HEADER_READ, HEADER_WRITE
+from client.protocol.common import HEADER_READ, HEADER_WRITE, DatanodeRef
 from client.protocol.data_transfer import (
     PacketDecoder,
     ReadBlockHeader,
@@ -18,6 +18,7 @@ from client.protocol.data_transfer import (
     encode_header_model,
     encode_packet,
 )
+from client.protocol.security import replica_receipt_key, verify_receipt
 from tests.minicluster import MiniCluster, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -144,3 +145,28 @@ def test_a_block_the_namenode_does_not_know_is_deleted(cluster: MiniCluster, dat
         30,
         "the stray replica to be deleted",
     )
+
+
+def test_every_node_of_a_pipeline_acknowledges_a_final_segment_with_a_receipt(
+    cluster: MiniCluster, datanode: httpx.Client
+) -> None:
+    """The receipts the writer hands to the NameNode with its commit (namenode/replica_receipts.py):
+    each verifies with the cluster secret for that node, that block, stamp and length only."""
+    block = unknown_block_id()
+    others = [DatanodeRef(id=cluster.datanode_info(node)["id"], url=node.url or "") for node in cluster.datanodes[1:3]]
+    data = os.urandom(CHUNK + 10)
+    headers = write_header(block, downstream=others)
+    response = datanode.post(f"/v1/blocks/{block}", content=packet_bytes(data), headers=headers)
+    assert response.status_code == 200, response.text
+    key = replica_receipt_key(cluster.secret())
+    acks = response.json()["nodes"]
+    assert len(acks) == 3 and len({ack["datanode_id"] for ack in acks}) == 3
+    for ack in acks:
+        assert ack["ok"] and ack["length"] == len(data)
+        assert verify_receipt(key, ack["receipt"], ack["datanode_id"], block, 1, len(data))
+        assert not verify_receipt(key, ack["receipt"], ack["datanode_id"], block, 2, len(data))
+        assert not verify_receipt(key, ack["receipt"], ack["datanode_id"], block, 1, len(data) - 1)
+    # A segment that is not final finalises nothing, so it is acknowledged without one.
+    other = unknown_block_id()
+    partial = datanode.post(f"/v1/blocks/{other}", content=packet_bytes(data), headers=write_header(other, final=False))
+    assert partial.status_code == 200 and partial.json()["nodes"][0]["receipt"] is None

@@ -43,8 +43,10 @@ def make_file(api: httpx.Client, path: str) -> int:
     response = create(api, path)
     assert response.status_code == 200, response.text
     file_id = response.json()["file_id"]
-    done = post(api, Routes.COMPLETE, {"path": path, "file_id": file_id, "client_name": "client-a"})
-    assert done.json() == {"completed": True}
+    done = post(api, Routes.COMPLETE, {"path": path, "file_id": file_id, "client_name": "client-a"}).json()
+    assert done["completed"] is True
+    # The closed file's status comes with the answer.
+    assert (done["status"]["path"], done["status"]["length"], done["status"]["under_construction"]) == (path, 0, False)
     return int(file_id)
 
 
@@ -110,7 +112,7 @@ def test_writes_need_the_lease(api: httpx.Client, remote_dir: str) -> None:
     assert_error(post(api, Routes.ADD_BLOCK, body), 409, "LEASE_EXPIRED", 116, mentions="client-a")
     assert_error(post(api, Routes.COMPLETE, body), 409, "LEASE_EXPIRED", 116)
     done = post(api, Routes.COMPLETE, {**body, "client_name": "client-a"})
-    assert done.json() == {"completed": True}
+    assert done.json()["completed"] is True
     assert_error(post(api, Routes.ADD_BLOCK, {**body, "client_name": "client-a"}), 409, "LEASE_EXPIRED", 116)
 
 

@@ -113,7 +113,7 @@ class Harness:
             previous = CommittedBlock(block_id=located.block.block_id, gen_stamp=1, length=size)
             blocks.append((located.block.block_id, holders))
         complete = CompleteRequest(path=path, file_id=status.file_id, client_name="writer", last=previous)
-        assert await self.nn.complete(complete, user=USER)
+        assert (await self.nn.complete(complete, user=USER)).completed
         return blocks
 
     async def truncate(self, path: str, length: int) -> bool:

@@ -11,9 +11,9 @@ import httpx
 
 from client.protocol.client_namenode import Routes
 from client.protocol.common import DatanodeRef
-from client.protocol.datanode_namenode import HeartbeatRequest
+from client.protocol.datanode_namenode import HeartbeatRequest, ReplicaState
 from datanode.namenode_link import NameNodeLink
-from datanode.storage.block_store import BlockStore
+from datanode.storage.block_store import BlockStore, ReplicaInfo
 
 
 def test_control_loop_survives_a_failed_block_report(tmp_path: Path) -> None:
@@ -66,3 +66,56 @@ def test_control_loop_survives_a_failed_block_report(tmp_path: Path) -> None:
 
 async def _never(command: object) -> bool:
     raise AssertionError("no replication expected")
+
+
+def test_finalised_replicas_are_reported_together_and_a_copy_brings_the_report_forward(tmp_path: Path) -> None:
+    """Vouched replicas (their receipts went to the writer) wait up to a second, gathering others;
+    a replica only the report announces (a copy) makes the whole queue go out at once."""
+    reports: list[list[int]] = []
+    arrived = asyncio.Event()
+
+    def namenode(request: httpx.Request) -> httpx.Response:
+        route = request.url.path
+        if route == Routes.REGISTER:
+            return httpx.Response(
+                200, json={"cluster_id": "CID-x", "heartbeat_interval_s": 3600, "block_report_interval_s": 3600}
+            )
+        if route == Routes.INCREMENTAL_REPORT:
+            reports.append([entry["block_id"] for entry in json.loads(request.content)["received"]])
+            arrived.set()
+        return httpx.Response(200, json={"ok": True})
+
+    store = BlockStore(tmp_path)
+    store.open()
+    me = DatanodeRef(id=store.identity.datanode_id, url="http://127.0.0.1:1")
+
+    def replica(block_id: int) -> ReplicaInfo:
+        return ReplicaInfo(block_id, 1, 10, ReplicaState.FINALIZED, tmp_path)
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(namenode)) as http:
+            link = NameNodeLink(
+                store,
+                http,
+                "http://namenode",
+                me=lambda: me,
+                stats=lambda: HeartbeatRequest(datanode_id=me.id, capacity=1, used=0, remaining=1),
+                replicate=_never,
+                heartbeat_interval_s=3600,
+                block_report_interval_s=None,
+            )
+            task = asyncio.create_task(link.run())
+            await asyncio.wait_for(link.registered.wait(), timeout=20)
+            for block_id in (1, 2, 3):
+                await link.replica_finalized(replica(block_id), vouched=True)
+            await link.replica_finalized(replica(4))
+            await asyncio.wait_for(arrived.wait(), timeout=20)
+            arrived.clear()
+            await link.replica_finalized(replica(5), vouched=True)  # alone: still sent, within its delay
+            await asyncio.wait_for(arrived.wait(), timeout=20)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await link.close()
+
+    asyncio.run(scenario())
+    assert reports == [[1, 2, 3, 4], [5]]
