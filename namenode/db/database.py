@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import structlog
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from client.protocol.errors import DfsError, InternalError
@@ -85,7 +85,11 @@ class Database:
         if self.is_sqlite:
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs["pool_pre_ping"] = True
+            # The writer pings a connection before using it: a write on a connection the server
+            # dropped could fail at its COMMIT, where nobody knows whether it took effect. A read
+            # needs no ping (one more round trip each): on a dropped connection it fails, the pool
+            # is invalidated, and read_sync runs it again on a fresh one.
+            kwargs["pool_pre_ping"] = writer
             # Reads: one snapshot each, as SQLite WAL gives. The writer: SERIALIZABLE, so that the
             # writers of several NameNodes on one database (namenode.leadership) interleave only in
             # ways equivalent to one at a time; a conflict is a serialisation failure, retried
@@ -148,8 +152,8 @@ class Database:
             try:
                 with self._sessions() as session, session.begin():
                     return fn(session)
-            except OperationalError as exc:
-                if attempt == MAX_ATTEMPTS - 1 or not _is_transient(exc):
+            except DBAPIError as exc:
+                if attempt == MAX_ATTEMPTS - 1 or not (exc.connection_invalidated or _is_transient(exc)):
                     raise
         raise AssertionError("unreachable")
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from client.protocol.client_namenode import CreateRequest, MkdirsRequest
 from client.protocol.errors import DfsNotADirectoryError, LeaseConflictError
@@ -195,3 +196,23 @@ def test_paths_of_any_depth_resolve_in_one_query_per_join_depth_levels(database:
             resolve(session, f"{deepest}/file/below")
 
     database.read_sync(check)
+
+
+def test_reads_and_writes_survive_the_server_dropping_every_connection(database: Database) -> None:
+    """PostgreSQL restarted or a connection killed: a read runs again on a fresh connection (reads
+    skip the pool's pre-ping), a write pings first. Neither fails the caller."""
+    if database.is_sqlite:
+        pytest.skip("a PostgreSQL server drops connections; SQLite has none")
+    assert database.read_sync(lambda s: root(s).id) is not None
+    database.write_sync(partial(namespace().mkdirs, request=MkdirsRequest(path="/before"), checker=SUPERUSER))
+    killer = create_engine(database.url, poolclass=NullPool)
+    with killer.connect() as connection:
+        killed = connection.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalar()
+    killer.dispose()
+    assert killed == 2  # the reader's pooled connection and the writer's
+    assert database.read_sync(lambda s: root(s).id) is not None
+    status = database.write_sync(partial(namespace().mkdirs, request=MkdirsRequest(path="/after"), checker=SUPERUSER))
+    assert status.path == "/after"
