@@ -35,22 +35,9 @@ def test_control_loop_survives_a_failed_block_report(tmp_path: Path) -> None:
             return httpx.Response(200, json={"commands": []})
         return httpx.Response(200, json={"ok": True})
 
-    store = BlockStore(tmp_path)
-    store.open()
-    me = DatanodeRef(id=store.identity.datanode_id, url="http://127.0.0.1:1")
-
     async def scenario() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(namenode)) as http:
-            link = NameNodeLink(
-                store,
-                http,
-                "http://namenode",
-                me=lambda: me,
-                stats=lambda: HeartbeatRequest(datanode_id=me.id, capacity=1, used=0, remaining=1),
-                replicate=_never,
-                heartbeat_interval_s=0.05,
-                block_report_interval_s=None,
-            )
+            link = _link(tmp_path, http, heartbeat_interval_s=0.05)
             task = asyncio.create_task(link.run())
             await asyncio.wait_for(link.registered.wait(), timeout=20)
             await asyncio.wait_for(heartbeats.wait(), timeout=20)
@@ -62,6 +49,23 @@ def test_control_loop_survives_a_failed_block_report(tmp_path: Path) -> None:
     assert calls[Routes.REGISTER] == 2  # registered again after the refused report
     assert calls[Routes.BLOCK_REPORT] == 2
     assert json.loads((tmp_path / "VERSION").read_text())["cluster_id"] == "CID-x"
+
+
+def _link(data_dir: Path, http: httpx.AsyncClient, heartbeat_interval_s: float) -> NameNodeLink:
+    """A DataNode's control loop on a fresh store, talking to the scripted NameNode behind `http`."""
+    store = BlockStore(data_dir)
+    store.open()
+    me = DatanodeRef(id=store.identity.datanode_id, url="http://127.0.0.1:1")
+    return NameNodeLink(
+        store,
+        http,
+        "http://namenode",
+        me=lambda: me,
+        stats=lambda: HeartbeatRequest(datanode_id=me.id, capacity=1, used=0, remaining=1),
+        replicate=_never,
+        heartbeat_interval_s=heartbeat_interval_s,
+        block_report_interval_s=None,
+    )
 
 
 async def _never(command: object) -> bool:
@@ -85,25 +89,12 @@ def test_finalised_replicas_are_reported_together_and_a_copy_brings_the_report_f
             arrived.set()
         return httpx.Response(200, json={"ok": True})
 
-    store = BlockStore(tmp_path)
-    store.open()
-    me = DatanodeRef(id=store.identity.datanode_id, url="http://127.0.0.1:1")
-
     def replica(block_id: int) -> ReplicaInfo:
         return ReplicaInfo(block_id, 1, 10, ReplicaState.FINALIZED, tmp_path)
 
     async def scenario() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(namenode)) as http:
-            link = NameNodeLink(
-                store,
-                http,
-                "http://namenode",
-                me=lambda: me,
-                stats=lambda: HeartbeatRequest(datanode_id=me.id, capacity=1, used=0, remaining=1),
-                replicate=_never,
-                heartbeat_interval_s=3600,
-                block_report_interval_s=None,
-            )
+            link = _link(tmp_path, http, heartbeat_interval_s=3600)
             task = asyncio.create_task(link.run())
             await asyncio.wait_for(link.registered.wait(), timeout=20)
             for block_id in (1, 2, 3):
