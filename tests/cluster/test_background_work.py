@@ -15,6 +15,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from client.local_cluster import NodeProcess
 from client.protocol.client_namenode import DatanodeState
 from tests.minicluster import MiniCluster, wait_until
 
@@ -24,10 +25,10 @@ MIB = 1024 * 1024
 MB = 1_000_000
 
 
-def sent_bytes(cluster: MiniCluster) -> int:
-    """Bytes every running DataNode has sent for re-replication and balancing so far."""
+def sent_bytes(cluster: MiniCluster, nodes: list[NodeProcess] | None = None) -> int:
+    """Bytes the running DataNodes (all, or the given ones) have sent for re-replication and balancing so far."""
     total = 0
-    for node in cluster.datanodes:
+    for node in cluster.datanodes if nodes is None else nodes:
         if node.alive:
             total += int(cluster.datanode_info(node)["replication_bytes_sent"])
     return total
@@ -72,22 +73,25 @@ def test_recovery_traffic_stays_within_the_bandwidth_budget(make_cluster: Callab
     victim = max(cluster.datanodes, key=lambda node: counts[node.name])
     lost = counts[victim.name] * 4 * MIB
     victim_id = cluster.datanode_info(victim)["id"]
+    survivors = [node for node in cluster.datanodes if node is not victim]
+    # The baseline is taken before the kill: the first copy can start the moment the node is
+    # declared dead, before the first sample after that could be taken.
+    samples: list[tuple[float, int]] = [(time.monotonic(), sent_bytes(cluster, survivors))]
     cluster.kill_datanode(victim)
-    wait_until(
-        lambda: {n.id: n.state for n in cluster.report().datanodes}[victim_id] is DatanodeState.DEAD,
-        60,
-        "the victim to be declared dead",
-        interval=0.1,
-    )
-    samples: list[tuple[float, int]] = []
+
+    def declared_dead() -> bool:
+        samples.append((time.monotonic(), sent_bytes(cluster, survivors)))
+        return {n.id: n.state for n in cluster.report().datanodes}[victim_id] is DatanodeState.DEAD
+
+    wait_until(declared_dead, 60, "the victim to be declared dead", interval=0.1)
 
     def recovered() -> bool:
-        samples.append((time.monotonic(), sent_bytes(cluster)))
+        samples.append((time.monotonic(), sent_bytes(cluster, survivors)))
         with cluster.client() as fs:
             return all(len(b.locations) == 2 for n in range(16) for b in fs.block_locations(f"/data/f{n}").blocks)
 
     wait_until(recovered, 120, "re-replication of the dead node's blocks", interval=0.1)
-    samples.append((time.monotonic(), sent_bytes(cluster)))  # the counter as of the last copy's report
+    samples.append((time.monotonic(), sent_bytes(cluster, survivors)))  # the counter as of the last copy's report
     baseline = samples[0][1]
     moving = [(t, b) for t, b in samples if b > baseline]
     assert moving, "nothing was copied"
