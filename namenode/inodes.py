@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
+import pydantic_core
 from sqlalchemy import Row, Select, and_, bindparam, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from client.protocol import paths
-from client.protocol.client_namenode import FileStatus, FileType
+from client.protocol.client_namenode import DirectoryListing, FileStatus, FileType
 from client.protocol.errors import DfsFileNotFoundError, DfsNotADirectoryError
 from namenode.db.models import ROOT_INODE_ID, Inode
 from namenode.permissions import FsAction, PermissionChecker, SubtreeDirectory
@@ -192,8 +194,8 @@ def resolve_parent(session: Session, path: str) -> tuple[Inode, str]:
     return parent, paths.basename(path)
 
 
-#: The columns `to_status` reads: a listing selects just these, as plain rows (building ORM objects
-#: for a thousand-entry page cost more than the query and the JSON together).
+#: The columns a listing selects, as plain rows in this order (`listing_entry` unpacks them by
+#: position: building ORM objects, or reading rows by name, cost more than the query).
 STATUS_COLUMNS = (
     Inode.id,
     Inode.name,
@@ -210,9 +212,8 @@ STATUS_COLUMNS = (
 )
 
 
-def to_status(inode: Inode | Row[*tuple[Any, ...]], path: str, children: int = 0) -> FileStatus:
-    """The wire view of an inode found at `path` (`children`: a directory's entry count); `inode`
-    may be a row of STATUS_COLUMNS."""
+def to_status(inode: Inode, path: str, children: int = 0) -> FileStatus:
+    """The wire view of an inode found at `path` (`children`: a directory's entry count)."""
     return FileStatus(
         file_id=inode.id,
         name=paths.basename(path),
@@ -229,6 +230,50 @@ def to_status(inode: Inode | Row[*tuple[Any, ...]], path: str, children: int = 0
         under_construction=inode.under_construction,
         children=children,
     )
+
+
+_FILE, _DIRECTORY = FileType.FILE.value, FileType.DIRECTORY.value
+
+
+def listing_entry(row: Row[*tuple[Any, ...]], directory: str, children: int) -> dict[str, Any]:
+    """A row of STATUS_COLUMNS as the JSON fields of a `FileStatus` in `directory`.
+
+    A plain dict, not a model: a 1,000-entry page is then encoded in one `to_json` call (or
+    validated in one `model_validate`), about 5x cheaper than building 1,000 FileStatus objects
+    and dumping them. tests/unit/test_listing_page.py holds it to `to_status`'s output."""
+    (file_id, name, is_dir, length, replication, block_size, mode, owner, group, mtime, atime, under_construction) = row
+    return {
+        "file_id": file_id,
+        "name": name,
+        "path": paths.join(directory, name),
+        "type": _DIRECTORY if is_dir else _FILE,
+        "length": length,
+        "replication": replication,
+        "block_size": block_size,
+        "mode": mode,
+        "owner": owner,
+        "group": group,
+        "mtime": mtime,
+        "atime": atime,
+        "under_construction": under_construction,
+        "children": children,
+    }
+
+
+@dataclass(frozen=True)
+class ListingPage:
+    """One page of a directory as JSON-ready entries: encoded straight to the wire by the client
+    protocol, or validated into a `DirectoryListing` for the callers that want models."""
+
+    entries: list[dict[str, Any]]
+    has_more: bool
+
+    def to_json(self) -> bytes:
+        """The wire body of a `DirectoryListing`."""
+        return pydantic_core.to_json({"entries": self.entries, "has_more": self.has_more})
+
+    def to_model(self) -> DirectoryListing:
+        return DirectoryListing.model_validate({"entries": self.entries, "has_more": self.has_more})
 
 
 def child_counts(session: Session, directory_ids: list[int]) -> dict[int, int]:

@@ -24,7 +24,6 @@ from client.protocol.client_namenode import (
     CreateRequest,
     DeleteRequest,
     DeleteResponse,
-    DirectoryListing,
     FileStatus,
     MkdirsRequest,
     RenameRequest,
@@ -45,9 +44,11 @@ from namenode.config import NameNodeSettings
 from namenode.db.models import Block, Inode
 from namenode.inodes import (
     STATUS_COLUMNS,
+    ListingPage,
     checked_prefix,
     child_counts,
     complete_chain,
+    listing_entry,
     lookup_child,
     resolve_checked,
     resolve_parent,
@@ -86,13 +87,13 @@ class Namespace:
 
     def list_dir(
         self, session: Session, path: str, start_after: str, limit: int, checker: PermissionChecker
-    ) -> DirectoryListing:
+    ) -> ListingPage:
         """One page of entries after `start_after`, in byte order of names."""
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidArgumentError(f"limit must be between 1 and {MAX_LIST_LIMIT}", path=path)
         inode = _resolve_listable(session, path, checker)
         if not inode.is_dir:
-            return DirectoryListing(entries=[to_status(inode, path)], has_more=False)
+            return ListingPage(entries=[to_status(inode, path).model_dump(mode="json")], has_more=False)
         rows = session.execute(
             select(*STATUS_COLUMNS)
             .where(Inode.parent_id == inode.id, Inode.name > start_after)
@@ -100,9 +101,9 @@ class Namespace:
             .limit(limit + 1)
         ).all()
         page = rows[:limit]
-        counts = child_counts(session, [child.id for child in page if child.is_dir])
-        entries = [to_status(child, paths.join(path, child.name), counts.get(child.id, 0)) for child in page]
-        return DirectoryListing(entries=entries, has_more=len(rows) > limit)
+        counts = child_counts(session, [row[0] for row in page if row[2]])  # id, is_dir
+        entries = [listing_entry(row, path, counts.get(row[0], 0)) for row in page]
+        return ListingPage(entries=entries, has_more=len(rows) > limit)
 
     def entries_after(self, session: Session, path: str, name: str, checker: PermissionChecker) -> int:
         """Entries of directory `path` whose names sort after `name` (an index range count)."""

@@ -83,7 +83,7 @@ from namenode.db.models import Block, Invalidation, PendingReplication, Replica,
 from namenode.db.schema import current_os_user
 from namenode.events import EventLog
 from namenode.fsck import Fsck
-from namenode.inodes import resolve_checked
+from namenode.inodes import ListingPage, resolve_checked
 from namenode.leadership import Leadership, LeaseState
 from namenode.leases import LeaseManager
 from namenode.namespace import Namespace
@@ -306,6 +306,10 @@ class NameNode:
         return await self.db.read(partial(self.namespace.stat, path=path, checker=self.checker(user)))
 
     async def list_dir(self, path: str, start_after: str, limit: int, *, user: str) -> DirectoryListing:
+        return (await self.list_page(path, start_after, limit, user=user)).to_model()
+
+    async def list_page(self, path: str, start_after: str, limit: int, *, user: str) -> ListingPage:
+        """`list_dir` before validation into models: the client protocol encodes it to JSON directly."""
         paths.validate_path(path)
         return await self.db.read(
             partial(

@@ -390,7 +390,7 @@ def test_directory_listing_page(engine: Engine, parts: Parts) -> None:
         page = parts.namespace.list_dir(session, "/data/d007", "f01450", 100, SUPERUSER)
         assert len(page.entries) == 100 and page.has_more
         top = parts.namespace.list_dir(session, "/data", "", 50, SUPERUSER)  # directories: child counts
-        assert top.entries[0].name == "big" and top.entries[1].children == FILES_PER_DIRECTORY
+        assert top.entries[0]["name"] == "big" and top.entries[1]["children"] == FILES_PER_DIRECTORY
 
     assert_indexed(explain_calls(engine, work))
 

@@ -26,13 +26,11 @@ from client.protocol.client_namenode import (
 )
 from client.protocol.datanode_namenode import IncrementalReportRequest, RegisterRequest, ReportedReplica
 from client.protocol.security import replica_receipt_key, sign_receipt
-from namenode.app import prepare_database
-from namenode.config import NameNodeSettings
-from namenode.db.database import Database
 from namenode.db.models import Block, Replica
 from namenode.service import NameNode
 from namenode.states import BLOCK_COMPLETE, REPLICA_CORRUPT, REPLICA_FINALIZED
-from tests.conftest import BACKENDS, backend_database
+from tests.conftest import BACKENDS
+from tests.metadata.conftest import in_process_namenode
 
 SECRET = "receipts-test-secret-" + "s" * 32
 KEY = replica_receipt_key(SECRET)
@@ -42,30 +40,18 @@ USER = "u"
 
 @pytest.fixture(params=BACKENDS)
 def nn(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NameNode]:
-    with backend_database(request.param, f"sqlite:///{tmp_path / 'metadata.db'}") as url:
-        assert url is not None
-        settings = NameNodeSettings(
-            db_url=url, superuser=USER, data_dir=tmp_path / "nn", cluster_secret=SecretStr(SECRET)
-        )
-        db = Database(url)
-        cluster_id = prepare_database(db, settings)
-        db.start()
-        namenode = NameNode(settings, db, cluster_id)
-        namenode.safemode.leave()
-        try:
-            for node in NODES:
-                register = RegisterRequest(
-                    datanode_id=node,
-                    url=f"http://{node.lower()}:1",
-                    capacity=10**12,
-                    used=0,
-                    remaining=10**12,
-                    version="t",
-                )
-                asyncio.run(namenode.register(register))
-            yield namenode
-        finally:
-            db.close()
+    with in_process_namenode(request.param, tmp_path, USER, cluster_secret=SecretStr(SECRET)) as namenode:
+        for node in NODES:
+            register = RegisterRequest(
+                datanode_id=node,
+                url=f"http://{node.lower()}:1",
+                capacity=10**12,
+                used=0,
+                remaining=10**12,
+                version="t",
+            )
+            asyncio.run(namenode.register(register))
+        yield namenode
 
 
 def receipt(node: str, located: LocatedBlock, length: int, key: bytes = KEY) -> ReplicaReceipt:
