@@ -240,7 +240,7 @@ def listing_entry(row: Row[*tuple[Any, ...]], directory: str, children: int) -> 
 
     A plain dict, not a model: a 1,000-entry page is then encoded in one `to_json` call (or
     validated in one `model_validate`), about 5x cheaper than building 1,000 FileStatus objects
-    and dumping them. tests/unit/test_listing_page.py holds it to `to_status`'s output."""
+    and dumping them. tests/metadata/test_listing_page.py holds it to what `stat` answers."""
     (file_id, name, is_dir, length, replication, block_size, mode, owner, group, mtime, atime, under_construction) = row
     return {
         "file_id": file_id,
